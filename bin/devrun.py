@@ -1,0 +1,80 @@
+"""Start Flowdesk's web server, a Celery worker and Celery beat; one Ctrl-C stops all three."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+PORT = os.environ.get("PORT", "8000")
+PYTHON = sys.executable
+COMMANDS = {
+    "web": [PYTHON, "manage.py", "runserver", "--noreload", f"127.0.0.1:{PORT}"],
+    "worker": [
+        PYTHON,
+        "-m",
+        "celery",
+        "-A",
+        "config",
+        "worker",
+        "--pool=threads",
+        "--concurrency=4",
+        "--loglevel=INFO",
+    ],
+    "beat": [PYTHON, "-m", "celery", "-A", "config", "beat", "--loglevel=INFO"],
+}
+BANNER = f"""
+  Flowdesk is running at http://127.0.0.1:{PORT}/
+
+  Demo logins (password for each: flowdesk-demo)
+    reviewer    alice       works the queues of her team
+    supervisor  sam         every queue; reassigns
+    flow admin  ada         templates, routing and queues in /admin/
+
+  Flows engine API: http://127.0.0.1:{PORT}/flows-api/  (OpenAPI: /flows-api/openapi.json)
+  Demo API credentials: demo-sandbox / demo-sandbox-secret, demo-production / demo-production-secret
+
+  Press Ctrl-C once to stop the web server, the worker and beat.
+"""
+
+
+def main() -> int:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.setdefault("FLOWS_ENGINE_WEBHOOK_RETRY_SCALE", "0.01")
+    env.setdefault("FLOWS_ENGINE_PRODUCT_LATENCY_MS", "300")
+    children = {
+        name: subprocess.Popen(cmd, env=env, start_new_session=True)
+        for name, cmd in COMMANDS.items()
+    }
+    print(BANNER, flush=True)
+    stopping = False
+
+    def stop(*_args: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    exit_code = 0
+    while not stopping:
+        for name, child in children.items():
+            if child.poll() is not None:
+                print(f"{name} exited with code {child.returncode}; stopping the rest.", flush=True)
+                exit_code = child.returncode or 1
+                stopping = True
+        time.sleep(0.3)
+    for child in children.values():
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    for child in children.values():
+        try:
+            child.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+    print("Flowdesk stopped.", flush=True)
+    return exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

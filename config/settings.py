@@ -1,0 +1,199 @@
+"""Flowdesk settings: one module, read from the environment once.
+
+The defaults make ``make run`` work on a fresh clone (SQLite, a file-system Celery broker, the
+embedded Flows engine). ``FLOWDESK_MODE=production`` refuses to start without its secrets.
+"""
+
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+from config.env import env_bool, env_choice, env_float, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env_str("FLOWDESK_VAR_DIR") or BASE_DIR / "var")
+
+MODE = env_choice("FLOWDESK_MODE", "development", ("development", "production"))
+PRODUCTION = MODE == "production"
+
+_DEV_SECRET_KEY = "django-insecure-flowdesk-development-only"
+SECRET_KEY = env_str("SECRET_KEY") or _DEV_SECRET_KEY
+DEBUG = env_bool("DEBUG", default=not PRODUCTION)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", [] if PRODUCTION else ["127.0.0.1", "localhost", "[::1]"])
+
+# --- Flows: the API Flowdesk talks to, and the engine it can serve itself ---
+FLOWS_ENGINE_ENABLED = env_bool("FLOWS_ENGINE_ENABLED", default=not PRODUCTION)
+FLOWS_API_URL = (env_str("FLOWS_API_URL") or "http://127.0.0.1:8000/flows-api").rstrip("/")
+FLOWS_CLIENT_ID = env_str("FLOWS_CLIENT_ID") or "demo-sandbox"
+FLOWS_CLIENT_SECRET = env_str("FLOWS_CLIENT_SECRET") or "demo-sandbox-secret"
+FLOWS_WEBHOOK_SECRET = (
+    env_str("FLOWS_WEBHOOK_SECRET") or "whsec_Zmxvd2Rlc2stZGVtby13ZWJob29rLXNlY3JldA=="
+)
+FLOWS_CONNECT_TIMEOUT = env_float("FLOWS_CONNECT_TIMEOUT", 5.0)
+FLOWS_READ_TIMEOUT = env_float("FLOWS_READ_TIMEOUT", 20.0)
+
+# The engine's knobs. Scale < 1 compresses the Svix retry schedule for tests and demos.
+FLOWS_ENGINE_WEBHOOK_RETRY_SCALE = env_float("FLOWS_ENGINE_WEBHOOK_RETRY_SCALE", 1.0)
+FLOWS_ENGINE_WEBHOOK_TIMEOUT = env_float("FLOWS_ENGINE_WEBHOOK_TIMEOUT", 15.0)
+FLOWS_ENGINE_PRODUCT_LATENCY_MS = env_int("FLOWS_ENGINE_PRODUCT_LATENCY_MS", 0)
+FLOWS_ENGINE_TOKEN_TTL = env_int("FLOWS_ENGINE_TOKEN_TTL", 3600)
+FLOWS_ENGINE_STALE_AFTER = env_int("FLOWS_ENGINE_STALE_AFTER", 60)
+
+if PRODUCTION:
+    missing = [
+        name
+        for name, value, dev_value in (
+            ("SECRET_KEY", SECRET_KEY, _DEV_SECRET_KEY),
+            ("FLOWS_CLIENT_SECRET", FLOWS_CLIENT_SECRET, "demo-sandbox-secret"),
+            ("FLOWS_WEBHOOK_SECRET", FLOWS_WEBHOOK_SECRET, None),
+        )
+        if not env_str(name) or value == dev_value
+    ]
+    if not env_str("DATABASE_URL"):
+        missing.append("DATABASE_URL")
+    if not ALLOWED_HOSTS:
+        missing.append("ALLOWED_HOSTS")
+    if missing:
+        raise ImproperlyConfigured(
+            f"FLOWDESK_MODE=production needs these settings: {', '.join(missing)}"
+        )
+    if DEBUG:
+        raise ImproperlyConfigured("DEBUG must be false when FLOWDESK_MODE=production")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "flows_integration",
+    "reviewqueue",
+]
+if FLOWS_ENGINE_ENABLED:
+    INSTALLED_APPS.append("flows_engine")
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database: PostgreSQL through DATABASE_URL, SQLite otherwise ---
+_database_url = env_str("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'flowdesk.sqlite3'}"
+DATABASES = {"default": environ.Env.db_url_config(_database_url)}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Web server, worker and beat share one file under `make run`: WAL and IMMEDIATE
+    # transactions keep them from tripping over "database is locked".
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+    }
+    # A file, not memory, so that live servers, worker threads and worker processes started
+    # by the tests all see the same test database.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+else:
+    DATABASES["default"].setdefault("CONN_MAX_AGE", env_int("DATABASE_CONN_MAX_AGE", 60))
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "/"
+# Sessions end after 30 idle minutes (renewed on each request) and 12 hours at most.
+SESSION_COOKIE_AGE = 30 * 60
+SESSION_SAVE_EVERY_REQUEST = True
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SECURE = PRODUCTION
+CSRF_COOKIE_SECURE = PRODUCTION
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+# collectstatic's target in production; elsewhere whitenoise serves straight from the finders.
+STATIC_ROOT = (BASE_DIR / "staticfiles") if PRODUCTION else None
+WHITENOISE_USE_FINDERS = not PRODUCTION
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            if PRODUCTION
+            else "django.contrib.staticfiles.storage.StaticFilesStorage"
+        )
+    },
+}
+
+# --- Celery: Redis or RabbitMQ in production, a broker that needs no server by default ---
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or "filesystem://"
+if CELERY_BROKER_URL == "filesystem://":
+    _broker_dir = VAR_DIR / "celery-broker"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir),
+        "data_folder_out": str(_broker_dir),
+        "processed_folder": str(_broker_dir / "processed"),
+        "store_processed": False,
+        "polling_interval": 0.2,
+    }
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_TIME_LIMIT = 120
+CELERY_TASK_SOFT_TIME_LIMIT = 100
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
+if FLOWS_ENGINE_ENABLED:
+    CELERY_BEAT_SCHEDULE["engine-sweep"] = {
+        "task": "flows_engine.tasks.sweep",
+        "schedule": env_float("FLOWS_ENGINE_SWEEP_SECONDS", 15.0),
+    }
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL") or "INFO"},
+    "loggers": {"django.db.backends": {"level": "INFO"}},
+}

@@ -1,0 +1,38 @@
+"""Errors the engine's services raise; the API turns each into Sohar's error object."""
+
+
+class EngineError(Exception):
+    status = 400
+    error = "invalid_request_error"
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+    def as_body(self) -> dict:
+        body: dict = {"error": self.error}
+        if self.param is not None:
+            body["param"] = self.param
+        body["message"] = self.message
+        return body
+
+
+class InvalidRequest(EngineError):
+    pass
+
+
+class Unauthorized(EngineError):
+    status = 403
+    error = "unauthorized"
+
+
+class NotFound(EngineError):
+    status = 404
+    error = "not_found"
+
+
+class Conflict(EngineError):
+    """Update Run on a Run that is not PENDING (ours: Sohar leaves this undocumented)."""
+
+    status = 409

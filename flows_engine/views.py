@@ -1,0 +1,176 @@
+"""The Flows API over HTTP, shaped exactly as flows-api.md describes Sohar's.
+
+Plain function views: the API is small, and hand-written views keep every status code and error
+body under our control. The OpenAPI document beside this module describes the same surface.
+"""
+
+import json
+import uuid
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import yaml
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from flows_engine import services
+from flows_engine.errors import EngineError, InvalidRequest, NotFound
+from flows_engine.models import ApiClient, Run, Template, TemplateVersion
+
+OPENAPI_PATH = Path(__file__).resolve().parent / "openapi.yaml"
+
+View = Callable[..., HttpResponse]
+
+
+def _error(exc: EngineError) -> JsonResponse:
+    return JsonResponse(exc.as_body(), status=exc.status)
+
+
+def api_view(view: View) -> View:
+    """Bearer authentication and Sohar's error objects for every API view.
+
+    Service errors become their error bodies, so views only describe the happy path.
+    """
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            client = services.client_for_token(request.headers.get("Authorization"))
+            return view(request, client, *args, **kwargs)
+        except EngineError as exc:
+            return _error(exc)
+
+    return csrf_exempt(wrapper)
+
+
+def _json_body(request: HttpRequest) -> dict:
+    try:
+        body = json.loads(request.body or b"{}")
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise InvalidRequest("the body is not valid JSON", param="body") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("the body must be a JSON object", param="body")
+    return body
+
+
+def _version_param(raw: Any) -> int | None:
+    if raw is None or raw == "":
+        return None
+    if isinstance(raw, bool):
+        raise InvalidRequest("version must be a positive whole number", param="version")
+    try:
+        number = int(raw)
+    except (TypeError, ValueError):
+        raise InvalidRequest("version must be a positive whole number", param="version") from None
+    if number < 1 or (isinstance(raw, float) and raw != number):
+        raise InvalidRequest("version must be a positive whole number", param="version")
+    return number
+
+
+def _run_body(run: Run) -> dict:
+    body: dict[str, Any] = {
+        "flowRunId": str(run.pk),
+        "status": run.status,
+        "output": run.output,
+    }
+    if run.errors:
+        body["errors"] = run.errors
+    # Our extensions (flows-api.md "(ours)"): a client must not depend on them with Sohar.
+    body.update(
+        templateId=run.version.template.template_id,
+        version=run.version.number,
+        stateId=run.state_id or None,
+        createdAt=run.created_at.isoformat(),
+        updatedAt=run.updated_at.isoformat(),
+    )
+    return body
+
+
+def _version_body(version: TemplateVersion, *, full: bool) -> dict:
+    spec = version.spec
+    body: dict[str, Any] = {
+        "templateId": version.template.template_id,
+        "name": spec.name,
+        "description": spec.description,
+        "version": version.number,
+        "publishedAt": version.published_at.isoformat(),
+    }
+    if full:
+        body["document"] = version.document
+        body["callbackStates"] = [
+            {"stateId": state.id, "title": state.title, "input": state.input_schema}
+            for state in spec.callback_states()
+        ]
+    return body
+
+
+@csrf_exempt
+@require_POST
+def token(request: HttpRequest) -> HttpResponse:
+    try:
+        body = _json_body(request)
+        access_token, expires_in = services.token_issue(
+            client_id=body.get("client_id"), client_secret=body.get("client_secret")
+        )
+    except EngineError as exc:
+        return _error(exc)
+    return JsonResponse(
+        {"access_token": access_token, "token_type": "Bearer", "expires_in": expires_in}
+    )
+
+
+@require_GET
+@api_view
+def template_list(request: HttpRequest, client: ApiClient) -> HttpResponse:
+    templates = []
+    for template in Template.objects.prefetch_related("versions"):
+        versions = sorted(template.versions.all(), key=lambda v: v.number)
+        if versions:
+            templates.append(_version_body(versions[-1], full=False))
+    return JsonResponse({"data": templates})
+
+
+@require_GET
+@api_view
+def template_detail(request: HttpRequest, client: ApiClient, template_id: str) -> HttpResponse:
+    number = _version_param(request.GET.get("version"))
+    version = services.version_get(template_id=template_id, number=number)
+    return JsonResponse(_version_body(version, full=True))
+
+
+@require_POST
+@api_view
+def run_create(request: HttpRequest, client: ApiClient, template_id: str) -> HttpResponse:
+    body = _json_body(request)
+    if "inputData" not in body:
+        raise InvalidRequest("inputData is required", param="inputData")
+    version = _version_param(body.get("version", request.GET.get("version")))
+    run = services.run_create(
+        client=client, template_id=template_id, input_data=body["inputData"], version=version
+    )
+    return JsonResponse({"flowRunId": str(run.pk)}, status=201)
+
+
+@require_http_methods(["GET", "PUT"])
+@api_view
+def run_detail(request: HttpRequest, client: ApiClient, run_id: str) -> HttpResponse:
+    try:
+        run_id = str(uuid.UUID(run_id))
+    except ValueError:
+        raise NotFound("no such flow run", param="flowRunId") from None
+    if request.method == "PUT":
+        body = _json_body(request)
+        run = services.run_update(client=client, run_id=run_id, input=body.get("input"))
+        return JsonResponse({"flowRunId": str(run.pk), "status": run.status})
+    run = services.run_get(client=client, run_id=run_id)
+    return JsonResponse(_run_body(run))
+
+
+@require_GET
+def openapi(request: HttpRequest) -> HttpResponse:
+    document = yaml.safe_load(OPENAPI_PATH.read_text())
+    document["servers"] = [{"url": request.build_absolute_uri("/flows-api")}]
+    return JsonResponse(document)

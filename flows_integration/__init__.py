@@ -1,0 +1,1 @@
+"""The boundary between Flowdesk and a Flows server (Sohar's API, or our engine)."""

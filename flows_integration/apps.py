@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class FlowsIntegrationConfig(AppConfig):
+    name = "flows_integration"
+    verbose_name = "Flows integration"

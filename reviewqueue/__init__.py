@@ -1,0 +1,1 @@
+"""Queues, review items, claims, forms, submissions: the staff's working day."""

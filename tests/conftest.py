@@ -1,0 +1,103 @@
+"""Fixtures shared by the whole suite: personas, the engine's credentials, a real Celery worker."""
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from celery.contrib.testing.worker import start_worker
+from django.conf import settings
+
+from config.celery import app as celery_app
+
+# Playwright's sync API runs an event loop in the test thread; Django must not refuse the ORM.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+TEST_VAR = Path(settings.VAR_DIR) / "test"
+
+
+def _configure_test_broker() -> None:
+    """CI names Redis; elsewhere a file-system broker of the tests' own, so that a running
+    `make run` never shares (and steals) the tests' messages."""
+    if os.environ.get("CELERY_BROKER_URL"):
+        return
+    broker_dir = TEST_VAR / "celery-broker"
+    shutil.rmtree(broker_dir, ignore_errors=True)
+    broker_dir.mkdir(parents=True)
+    celery_app.conf.broker_url = "filesystem://"
+    celery_app.conf.broker_transport_options = {
+        "data_folder_in": str(broker_dir),
+        "data_folder_out": str(broker_dir),
+        "store_processed": False,
+        "polling_interval": 0.05,
+    }
+
+
+_configure_test_broker()
+
+
+@pytest.fixture
+def celery_worker(transactional_db: None) -> Iterator[object]:
+    """A real Celery worker consuming from the real broker, in a thread of this process."""
+    celery_app.control.purge()
+    with start_worker(
+        celery_app, pool="threads", concurrency=4, perform_ping_check=False, shutdown_timeout=10
+    ) as worker:
+        yield worker
+
+
+@pytest.fixture
+def alice(django_user_model):
+    return django_user_model.objects.create_user("alice", password="alice-password")
+
+
+@pytest.fixture
+def bob(django_user_model):
+    return django_user_model.objects.create_user("bob", password="bob-password")
+
+
+@pytest.fixture
+def engine_clients(db):
+    from flows_engine import services
+    from flows_engine.models import Environment
+
+    return {
+        "sandbox": services.client_ensure(
+            client_id="test-sandbox",
+            secret="sandbox-secret",
+            environment=Environment.SANDBOX,
+            name="Test sandbox",
+        ),
+        "production": services.client_ensure(
+            client_id="test-production",
+            secret="production-secret",
+            environment=Environment.PRODUCTION,
+            name="Test production",
+        ),
+    }
+
+
+@pytest.fixture
+def demo_templates(db):
+    from flows_engine import services
+
+    return services.demo_seed()
+
+
+def api_session(base_url: str, client_id: str, secret: str) -> httpx.Client:
+    """An httpx client for the engine's API holding a fresh bearer token."""
+    http = httpx.Client(base_url=base_url, timeout=10)
+    response = http.post("/oauth/token", json={"client_id": client_id, "client_secret": secret})
+    response.raise_for_status()
+    http.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
+    return http
+
+
+@pytest.fixture
+def engine_api(live_server, engine_clients) -> Iterator[httpx.Client]:
+    """The engine over real HTTP, as the sandbox client."""
+    http = api_session(f"{live_server.url}/flows-api", "test-sandbox", "sandbox-secret")
+    yield http
+    http.close()
