@@ -9,3 +9,9 @@ def healthz(request: HttpRequest) -> HttpResponse:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     return JsonResponse({"status": "ok"})
+
+
+@require_GET
+def ping(request: HttpRequest) -> HttpResponse:
+    """The trivial view that benchmarks measure everything else against."""
+    return HttpResponse("pong", content_type="text/plain")
