@@ -19,10 +19,7 @@ run: $(STAMP)
 	$(PY) manage.py load_demo
 	$(PY) bin/devrun.py
 
-test: $(STAMP) chromium
-	$(PY) -m ruff check .
-	$(PY) -m ruff format --check .
-	$(VENV)/bin/lint-imports
+test: lint chromium
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

@@ -29,8 +29,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 class VersionInline(admin.TabularInline):
     model = TemplateVersion
-    fields = ["number", "published_at"]
-    readonly_fields = fields
+    fields = readonly_fields = ("number", "published_at")
     extra = 0
     can_delete = False
     show_change_link = True
@@ -82,18 +81,18 @@ class PublishForm(forms.ModelForm):
 class TemplateVersionAdmin(admin.ModelAdmin):
     list_display = ["__str__", "template", "number", "published_at"]
     list_filter = ["template"]
-    readonly_fields = ["template", "number", "published_at", "source"]
+    readonly_fields = ("template", "number", "published_at", "source")
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):
         if obj is None:
             kwargs["form"] = PublishForm
         return super().get_form(request, obj, change=change, **kwargs)
 
-    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return ["template_id", "source"] if obj is None else self.readonly_fields
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        return ("template_id", "source") if obj is None else self.readonly_fields
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [] if obj is None else self.readonly_fields
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        return () if obj is None else self.readonly_fields
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         published = services.version_publish(
@@ -127,8 +126,13 @@ class RunAdmin(ReadOnlyAdmin):
 
 class AttemptInline(admin.TabularInline):
     model = WebhookAttempt
-    fields = ["attempted_at", "response_status", "error", "duration_ms", "response_body"]
-    readonly_fields = fields
+    fields = readonly_fields = (
+        "attempted_at",
+        "response_status",
+        "error",
+        "duration_ms",
+        "response_body",
+    )
     extra = 0
     can_delete = False
 

@@ -345,7 +345,7 @@ def _enqueue_advance(run: Run, countdown: float = 0) -> None:
 
     run_id = str(run.pk)
     transaction.on_commit(
-        lambda: tasks.advance_run.apply_async(args=[run_id], countdown=countdown or None)
+        lambda: tasks.advance_run.apply_async(args=(run_id,), countdown=countdown)
     )
 
 

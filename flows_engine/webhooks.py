@@ -198,7 +198,7 @@ def _enqueue_delivery(message_id: int, countdown: float = 0) -> None:
     from flows_engine import tasks
 
     transaction.on_commit(
-        lambda: tasks.deliver_webhook.apply_async(args=[message_id], countdown=countdown or None)
+        lambda: tasks.deliver_webhook.apply_async(args=(message_id,), countdown=countdown)
     )
 
 
