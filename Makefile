@@ -2,6 +2,7 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+PORT ?= 8000
 
 .PHONY: run test install lint bench demo chromium clean
 
@@ -16,8 +17,8 @@ install: $(STAMP)
 run: $(STAMP)
 	@mkdir -p var
 	$(PY) manage.py migrate --noinput
-	$(PY) manage.py load_demo
-	$(PY) bin/devrun.py
+	$(PY) manage.py load_demo --base-url http://127.0.0.1:$(PORT)
+	PORT=$(PORT) $(PY) bin/devrun.py
 
 test: lint chromium
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -42,6 +42,7 @@ def main() -> int:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.setdefault("FLOWS_ENGINE_WEBHOOK_RETRY_SCALE", "0.01")
     env.setdefault("FLOWS_ENGINE_PRODUCT_LATENCY_MS", "300")
+    env.setdefault("FLOWS_API_URL", f"http://127.0.0.1:{PORT}/flows-api")
     children = {
         name: subprocess.Popen(cmd, env=env, start_new_session=True)
         for name, cmd in COMMANDS.items()

@@ -4,6 +4,7 @@ The defaults make ``make run`` work on a fresh clone (SQLite, a file-system Cele
 embedded Flows engine). ``FLOWDESK_MODE=production`` refuses to start without its secrets.
 """
 
+import os
 from pathlib import Path
 
 import environ
@@ -32,6 +33,11 @@ FLOWS_WEBHOOK_SECRET = (
 )
 FLOWS_CONNECT_TIMEOUT = env_float("FLOWS_CONNECT_TIMEOUT", 5.0)
 FLOWS_READ_TIMEOUT = env_float("FLOWS_READ_TIMEOUT", 20.0)
+FLOWS_WEBHOOK_EVENT_TYPES = env_list(
+    "FLOWS_WEBHOOK_EVENT_TYPES", ["flow.updated", "sandbox.flow.updated"]
+)
+FLOWS_SYNC_CONCURRENCY = env_int("FLOWS_SYNC_CONCURRENCY", 4)
+FLOWS_SYNC_SECONDS = env_float("FLOWS_SYNC_SECONDS", 60.0)
 
 # The engine's knobs. Scale < 1 compresses the Svix retry schedule for tests and demos.
 FLOWS_ENGINE_WEBHOOK_RETRY_SCALE = env_float("FLOWS_ENGINE_WEBHOOK_RETRY_SCALE", 1.0)
@@ -118,8 +124,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
     }
     # A file, not memory, so that live servers, worker threads and worker processes started
-    # by the tests all see the same test database.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+    # by the tests all see the same test database; one per test process, so that two test
+    # runs side by side never share it.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env_int("DATABASE_CONN_MAX_AGE", 60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
@@ -165,9 +172,20 @@ STORAGES = {
 
 # --- Celery: Redis or RabbitMQ in production, a broker that needs no server by default ---
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or "filesystem://"
+# A publisher (a web request, a webhook answer) gives up on a broker that is down within a
+# fraction of a second instead of kombu's default of several seconds of retries: the database
+# is the outbox and the sweepers re-send what could not be queued.
+CELERY_BROKER_TRANSPORT_OPTIONS: dict = {
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.1,
+    "interval_max": 0.2,
+}
+CELERY_BROKER_CONNECTION_TIMEOUT = 2.0
 if CELERY_BROKER_URL == "filesystem://":
     _broker_dir = VAR_DIR / "celery-broker"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
+        **CELERY_BROKER_TRANSPORT_OPTIONS,
         "data_folder_in": str(_broker_dir),
         "data_folder_out": str(_broker_dir),
         "processed_folder": str(_broker_dir / "processed"),
@@ -182,7 +200,13 @@ CELERY_TASK_TIME_LIMIT = 120
 CELERY_TASK_SOFT_TIME_LIMIT = 100
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
-CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
+CELERY_BEAT_SCHEDULE: dict[str, dict] = {
+    "flows-reconcile": {
+        "task": "flows_integration.tasks.reconcile",
+        "schedule": FLOWS_SYNC_SECONDS,
+    },
+    "flows-inbox-sweep": {"task": "flows_integration.tasks.sweep_inbox", "schedule": 30.0},
+}
 if FLOWS_ENGINE_ENABLED:
     CELERY_BEAT_SCHEDULE["engine-sweep"] = {
         "task": "flows_engine.tasks.sweep",

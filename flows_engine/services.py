@@ -220,7 +220,7 @@ def run_advance(run_id: Any) -> None:
     # A template that loops through choices without pausing: keep going in a fresh task.
     run = Run.objects.filter(pk=run_id).first()
     if run is not None:
-        transaction.on_commit(lambda: _enqueue_advance(run))
+        _enqueue_advance(run)
 
 
 def _advance_one(run_id: Any) -> bool:
@@ -257,8 +257,7 @@ def _advance_one(run_id: Any) -> bool:
         run = Run.objects.select_for_update().get(pk=run_id)
         if run.step != call.step:
             return True  # another worker applied this step already
-        _apply_outcome(run, call, outcome)
-    return True
+        return _apply_outcome(run, call, outcome)
 
 
 def _call_product(call: _ProductCall) -> dict | products.ProductFailure:
@@ -273,13 +272,18 @@ def _call_product(call: _ProductCall) -> dict | products.ProductFailure:
         return failure
 
 
-def _apply_outcome(run: Run, call: _ProductCall, outcome: dict | products.ProductFailure) -> None:
+def _apply_outcome(run: Run, call: _ProductCall, outcome: dict | products.ProductFailure) -> bool:
+    """Apply a product's answer; False when a retry was scheduled instead.
+
+    The retry is left to its countdown task (or the sweep): going on in this task's loop would
+    let ``WAKE_TOLERANCE`` swallow any backoff of a second or less.
+    """
     state = call.state
     if not isinstance(outcome, products.ProductFailure):
         context = {**run.context(), "response": outcome}
         run.state_outputs = {**run.state_outputs, state.id: state.select_result(outcome, context)}
         _leave(run, state)
-        return
+        return True
     if state.retry.should_retry(outcome.name, call.attempt):
         delay = state.retry.delay_before(call.attempt + 1)
         run.attempt = call.attempt
@@ -288,14 +292,15 @@ def _apply_outcome(run: Run, call: _ProductCall, outcome: dict | products.Produc
         run.updated_at = timezone.now()
         run.save(update_fields=["attempt", "wake_at", "step", "updated_at"])
         _enqueue_advance(run, countdown=delay)
-        return
+        return False
     error = {"error": outcome.name, "param": outcome.param, "status": outcome.status}
     target = state.catch_target(outcome.name)
     if target is not None:
         run.state_outputs = {**run.state_outputs, state.id: {"error": error}}
         _enter(run, target)
-        return
+        return True
     _fail(run, state.id, status=outcome.status, error=_sohar_error(outcome), param=outcome.param)
+    return True
 
 
 def _sohar_error(failure: products.ProductFailure) -> str:
@@ -344,8 +349,11 @@ def _enqueue_advance(run: Run, countdown: float = 0) -> None:
     from flows_engine import tasks
 
     run_id = str(run.pk)
+    # Robust and without publish retries: with the broker down the change is committed
+    # anyway and the sweep picks the run up, so an API call never fails or hangs on it.
     transaction.on_commit(
-        lambda: tasks.advance_run.apply_async(args=(run_id,), countdown=countdown)
+        lambda: tasks.advance_run.apply_async(args=(run_id,), countdown=countdown, retry=False),
+        robust=True,
     )
 
 

@@ -10,7 +10,9 @@ def advance_run(run_id: str) -> None:
     services.run_advance(run_id)
 
 
-@shared_task(acks_late=True, time_limit=60)
+# soft_time_limit is explicit: the global CELERY_TASK_SOFT_TIME_LIMIT (100 s) exceeds this
+# time limit, and Celery then refuses to send the task at all (ValueError in apply_async).
+@shared_task(acks_late=True, time_limit=60, soft_time_limit=50)
 def deliver_webhook(message_id: int) -> None:
     webhooks.message_deliver(message_id)
 

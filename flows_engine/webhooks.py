@@ -8,7 +8,7 @@ database is the outbox, Celery only the delivery truck.
 import json
 import logging
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 from django.conf import settings
@@ -27,9 +27,11 @@ from flows_engine.models import (
 
 logger = logging.getLogger(__name__)
 
-# Svix's schedule after a failed attempt: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
+# Svix's schedule: attempt n starts RETRY_SCHEDULE_SECONDS[n - 1] after attempt n - 1 failed, so
+# "immediately" is the first attempt itself and there are eight in all. Svix's own example: a
+# message that fails three times, then succeeds, arrives 5 s + 5 min + 30 min after the first try.
 RETRY_SCHEDULE_SECONDS = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
-MAX_ATTEMPTS = 1 + len(RETRY_SCHEDULE_SECONDS)
+MAX_ATTEMPTS = len(RETRY_SCHEDULE_SECONDS)
 RESPONSE_BODY_LIMIT = 2000
 
 _http: httpx.Client | None = None
@@ -86,6 +88,9 @@ def endpoint_register(
 
 def sign(*, secret: str, msg_id: str, timestamp: datetime, body: str) -> dict[str, str]:
     """The three ``svix-*`` headers for one attempt."""
+    # standardwebhooks signs ``timestamp.replace(tzinfo=UTC)``, which names another instant than
+    # the header for a datetime in any other zone: convert first, so both name the same second.
+    timestamp = timestamp.astimezone(UTC)
     signature = Webhook(secret).sign(msg_id, timestamp, body)
     return {
         "svix-id": msg_id,
@@ -98,7 +103,7 @@ def retry_delay(attempts_made: int) -> float | None:
     """Seconds to wait after ``attempts_made`` failed attempts, or None when out of retries."""
     if attempts_made >= MAX_ATTEMPTS:
         return None
-    return RETRY_SCHEDULE_SECONDS[attempts_made - 1] * settings.FLOWS_ENGINE_WEBHOOK_RETRY_SCALE
+    return RETRY_SCHEDULE_SECONDS[attempts_made] * settings.FLOWS_ENGINE_WEBHOOK_RETRY_SCALE
 
 
 def message_deliver(message_id: int) -> WebhookAttempt | None:
@@ -197,8 +202,12 @@ def messages_redeliver_due(*, older_than: datetime) -> int:
 def _enqueue_delivery(message_id: int, countdown: float = 0) -> None:
     from flows_engine import tasks
 
+    # With the broker down the message stays pending and the sweep re-sends it.
     transaction.on_commit(
-        lambda: tasks.deliver_webhook.apply_async(args=(message_id,), countdown=countdown)
+        lambda: tasks.deliver_webhook.apply_async(
+            args=(message_id,), countdown=countdown, retry=False
+        ),
+        robust=True,
     )
 
 

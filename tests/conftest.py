@@ -16,6 +16,9 @@ from config.celery import app as celery_app
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 TEST_VAR = Path(settings.VAR_DIR) / "test"
+# One broker folder per test process: two test runs side by side must not consume (or purge)
+# each other's messages.
+TEST_BROKER_DIR = TEST_VAR / str(os.getpid()) / "celery-broker"
 
 
 def _configure_test_broker() -> None:
@@ -23,11 +26,12 @@ def _configure_test_broker() -> None:
     `make run` never shares (and steals) the tests' messages."""
     if os.environ.get("CELERY_BROKER_URL"):
         return
-    broker_dir = TEST_VAR / "celery-broker"
+    broker_dir = TEST_BROKER_DIR
     shutil.rmtree(broker_dir, ignore_errors=True)
     broker_dir.mkdir(parents=True)
     celery_app.conf.broker_url = "filesystem://"
     celery_app.conf.broker_transport_options = {
+        **settings.CELERY_BROKER_TRANSPORT_OPTIONS,
         "data_folder_in": str(broker_dir),
         "data_folder_out": str(broker_dir),
         "store_processed": False,
@@ -101,3 +105,31 @@ def engine_api(live_server, engine_clients) -> Iterator[httpx.Client]:
     http = api_session(f"{live_server.url}/flows-api", "test-sandbox", "sandbox-secret")
     yield http
     http.close()
+
+
+@pytest.fixture
+def flows_api(live_server, engine_clients, demo_templates, settings):
+    """Flowdesk's client pointed at the engine over real HTTP, as the sandbox client."""
+    from flows_integration import client
+
+    settings.FLOWS_API_URL = f"{live_server.url}/flows-api"
+    settings.FLOWS_CLIENT_ID = "test-sandbox"
+    settings.FLOWS_CLIENT_SECRET = "sandbox-secret"
+    client.reset_client()
+    yield client.get_client()
+    client.reset_client()
+
+
+@pytest.fixture
+def status_changes():
+    """Every ``run_status_changed`` signal sent during the test, as tuples."""
+    from flows_integration.signals import run_status_changed
+
+    seen: list[tuple[str, str, str, str]] = []
+
+    def record(sender, run, old_status, new_status, state_id, **kwargs):
+        seen.append((str(run.flow_run_id), old_status, new_status, state_id))
+
+    run_status_changed.connect(record, weak=False)
+    yield seen
+    run_status_changed.disconnect(record)

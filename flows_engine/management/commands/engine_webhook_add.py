@@ -20,4 +20,7 @@ class Command(BaseCommand):
             secret=options["secret"],
             description=options["description"],
         )
-        self.stdout.write(f"{endpoint.url} ({endpoint.environment}) secret: {endpoint.secret}")
+        shown = endpoint.secret if not options["secret"] else "as given"
+        self.stdout.write(
+            f"webhook endpoint {endpoint.url} ({endpoint.environment}), secret {shown}"
+        )

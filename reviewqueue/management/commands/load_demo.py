@@ -1,16 +1,35 @@
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 
 from reviewqueue import services
 
 
 class Command(BaseCommand):
-    help = "Load the demo content of `make run`: demo users, and the engine's demo templates."
+    help = (
+        "Load the demo content of `make run`: demo users, the engine's demo templates, and "
+        "Flowdesk's webhook receiver registered with the engine."
+    )
 
-    def handle(self, *args: object, **options: object) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--base-url",
+            default="http://127.0.0.1:8000",
+            help="Where this Flowdesk answers, for the engine's webhooks.",
+        )
+
+    def handle(self, *args: object, base_url: str, **options: object) -> None:
         if settings.FLOWS_ENGINE_ENABLED:
             # By name, not by import: the review queue never imports the engine.
             call_command("engine_seed", stdout=self.stdout)
+            for environment in ("sandbox", "production"):
+                call_command(
+                    "engine_webhook_add",
+                    f"{base_url.rstrip('/')}/flows/webhooks/",
+                    environment=environment,
+                    secret=settings.FLOWS_WEBHOOK_SECRET,
+                    description="Flowdesk (make run)",
+                    stdout=self.stdout,
+                )
         for username in services.demo_users_ensure():
             self.stdout.write(f"created demo user {username}")

@@ -1,0 +1,363 @@
+"""A scenario's world: a fresh database and broker, and the real processes, as subprocesses.
+
+``provision()`` drops and creates the benchmark database, migrates it, seeds it with
+``manage.py load_demo``, empties the broker's Redis database, starts gunicorn and a Celery
+worker with that environment, waits until both answer, and on the way out stops them (bounded,
+SIGKILL if they linger) and drops the database. Everything listens on 127.0.0.1.
+"""
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import psycopg
+import redis
+from celery import Celery
+from psycopg import sql
+
+from bench.measure import BenchError, CpuMeter, process_tree, rss_mb, wait_until
+from bench.registry import Context
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/flowdesk_bench"
+DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/14"
+STOP_TIMEOUT = 15.0
+READY_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    web_workers: int = 2
+    web_threads: int = 4
+    pool: str = "threads"  # "threads" (one process) or "prefork"
+    concurrency: int | None = None  # default: 8 threads, or one process per core
+    worker: bool = True
+    # Extra environment for the web server and the worker (a scenario's knobs).
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def worker_concurrency(self) -> int:
+        if self.concurrency is not None:
+            return self.concurrency
+        return 8 if self.pool == "threads" else (os.cpu_count() or 2)
+
+
+@dataclass
+class Process:
+    name: str
+    command: list[str]
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+
+@dataclass
+class World:
+    name: str
+    config: WorldConfig
+    base_url: str
+    database_url: str
+    broker_url: str
+    env: dict[str, str]
+    log_dir: Path
+    redis: redis.Redis
+    celery: Celery
+    processes: dict[str, Process] = field(default_factory=dict)
+
+    def db(self) -> psycopg.Connection:
+        """A new autocommit connection to the benchmark database (close it, or use ``with``)."""
+        return psycopg.connect(self.database_url, autocommit=True)
+
+    def check_alive(self) -> None:
+        for process in self.processes.values():
+            code = process.popen.poll()
+            if code is not None:
+                raise BenchError(f"{process.name} exited with code {code}:\n{_tail(process.log)}")
+
+    def send_task(self, name: str, *args: object, count: int = 1) -> None:
+        """Publish ``count`` messages for task ``name`` over one broker connection."""
+        with self.celery.producer_or_acquire() as producer:
+            for _ in range(count):
+                self.celery.send_task(name, args=args, producer=producer)
+
+    def queue_depth(self) -> int:
+        """Messages waiting in the default queue plus those delivered but not yet acked."""
+        return int(self.redis.llen("celery")) + int(self.redis.hlen("unacked"))
+
+    def cpu_meter(self) -> CpuMeter:
+        roots = {name: p.popen.pid for name, p in self.processes.items()}
+        return CpuMeter(roots, {"postgres": "postgres", "redis-server": "redis"})
+
+    def rss(self) -> dict[str, list[float]]:
+        """Resident MB of each process doing the work: gunicorn's workers (not the arbiter),
+        and the Celery worker's processes."""
+        found: dict[str, list[float]] = {}
+        for name, process in self.processes.items():
+            tree = process_tree(process.popen.pid)
+            if name == "web" or (name == "worker" and self.config.pool == "prefork"):
+                tree = [pid for pid in tree if pid != process.popen.pid]
+            found[name] = sorted(rss_mb(tree).values(), reverse=True)
+        return found
+
+    def commands(self) -> dict[str, str]:
+        return {name: " ".join(p.command) for name, p in self.processes.items()}
+
+
+@contextmanager
+def provision(name: str, ctx: Context, config: WorldConfig | None = None) -> Iterator[World]:
+    """Build a world for scenario ``name``, yield it, and tear it down whatever happens."""
+    config = config or WorldConfig(pool=ctx.pool)
+    database_url = os.environ.get("BENCH_DATABASE_URL") or DEFAULT_DATABASE_URL
+    broker_url = os.environ.get("BENCH_BROKER_URL") or DEFAULT_BROKER_URL
+    _refuse_shared(database_url, broker_url)
+    port = _free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    log_dir = Path(tempfile.mkdtemp(prefix=f"flowdesk-bench-{name}-"))
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DATABASE_URL": database_url,
+        "CELERY_BROKER_URL": broker_url,
+        "FLOWDESK_VAR_DIR": str(log_dir / "var"),
+        # Measure the code, not Django's debug bookkeeping (DEBUG keeps every query in memory).
+        "DEBUG": "false",
+        "LOG_LEVEL": "WARNING",
+        "FLOWS_API_URL": f"{base_url}/flows-api",
+        "PYTHONUNBUFFERED": "1",
+        **config.env,
+    }
+    bus = redis.Redis.from_url(broker_url)
+    celery = Celery(f"bench-{name}", broker=broker_url)
+    celery.conf.broker_connection_retry_on_startup = True
+    world = World(
+        name=name,
+        config=config,
+        base_url=base_url,
+        database_url=database_url,
+        broker_url=broker_url,
+        env=env,
+        log_dir=log_dir,
+        redis=bus,
+        celery=celery,
+    )
+    failed = True
+    try:
+        _database_create(database_url)
+        _manage(env, log_dir, "migrate", "--noinput")
+        _manage(env, log_dir, "load_demo", "--base-url", base_url)
+        bus.flushdb()
+        _start_web(world, port)
+        if config.worker:
+            _start_worker(world)
+        yield world
+        failed = False
+    finally:
+        for process in reversed(world.processes.values()):
+            _stop(process)
+        celery.close()
+        try:
+            bus.flushdb()
+        finally:
+            bus.close()
+            _database_drop(database_url)
+        if failed or ctx.keep_logs:
+            print(f"   logs kept in {log_dir}", file=sys.stderr)
+        else:
+            shutil.rmtree(log_dir, ignore_errors=True)
+
+
+# --- Database and broker ---------------------------------------------------------------------
+
+
+def _refuse_shared(database_url: str, broker_url: str) -> None:
+    """The world is dropped and flushed: refuse anything that does not look like ours."""
+    db_name = urlsplit(database_url).path.lstrip("/")
+    if "bench" not in db_name:
+        raise BenchError(
+            f"refusing to drop database {db_name!r}: a benchmark database's name contains 'bench'"
+        )
+    redis_db = urlsplit(broker_url).path.lstrip("/")
+    if not redis_db.isdigit() or redis_db == "0":
+        raise BenchError(
+            f"refusing to flush Redis database {redis_db or '0'!r}: name a spare one, e.g. /14"
+        )
+
+
+def _maintenance_url(database_url: str) -> tuple[str, str]:
+    parts = urlsplit(database_url)
+    return urlunsplit(parts._replace(path="/postgres")), parts.path.lstrip("/")
+
+
+def _database_create(database_url: str) -> None:
+    url, db_name = _maintenance_url(database_url)
+    with psycopg.connect(url, autocommit=True) as conn:
+        name = sql.Identifier(db_name)
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
+
+
+def _database_drop(database_url: str) -> None:
+    url, db_name = _maintenance_url(database_url)
+    with psycopg.connect(url, autocommit=True) as conn:
+        name = sql.Identifier(db_name)
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+
+
+def _manage(env: dict[str, str], log_dir: Path, *args: str) -> None:
+    log = log_dir / f"manage-{args[0]}.log"
+    with log.open("wb") as out:
+        code = subprocess.run(
+            [PYTHON, "manage.py", *args],
+            cwd=BASE_DIR,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            timeout=300,
+        ).returncode
+    if code != 0:
+        raise BenchError(f"manage.py {' '.join(args)} failed ({code}):\n{_tail(log)}")
+
+
+# --- Processes -------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _spawn(world: World, name: str, command: list[str]) -> Process:
+    log = world.log_dir / f"{name}.log"
+    with log.open("wb") as out:
+        # A session of its own, so that stopping it reaches gunicorn's or Celery's children too.
+        popen = subprocess.Popen(
+            command,
+            cwd=BASE_DIR,
+            env=world.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    process = Process(name=name, command=command, popen=popen, log=log)
+    world.processes[name] = process
+    return process
+
+
+def _start_web(world: World, port: int) -> None:
+    config = world.config
+    _spawn(
+        world,
+        "web",
+        [
+            PYTHON,
+            "-m",
+            "gunicorn",
+            "config.wsgi:application",
+            "-k",
+            "gthread",
+            "--workers",
+            str(config.web_workers),
+            "--threads",
+            str(config.web_threads),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+            "--graceful-timeout",
+            "5",
+        ],
+    )
+
+    def answers() -> bool:
+        try:
+            return httpx.get(f"{world.base_url}/ping", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(
+        answers, timeout=READY_TIMEOUT, what="gunicorn", interval=0.2, alive=world.check_alive
+    )
+
+
+def _start_worker(world: World) -> None:
+    config = world.config
+    _spawn(
+        world,
+        "worker",
+        [
+            PYTHON,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            f"--pool={config.pool}",
+            f"--concurrency={config.worker_concurrency}",
+            "-I",
+            "bench.tasks",
+            "--loglevel=WARNING",
+            "--hostname",
+            f"bench-{world.name}@%h",
+        ],
+    )
+    key = "bench:ready"
+    world.send_task("bench.tasks.noop", key)
+    wait_until(
+        lambda: int(world.redis.get(key) or 0) >= 1,
+        timeout=READY_TIMEOUT,
+        what="the Celery worker to run a task",
+        interval=0.2,
+        alive=world.check_alive,
+    )
+
+
+def _stop(process: Process) -> None:
+    """SIGTERM the process group (a warm shutdown), then SIGKILL whatever is left of the group
+    after ``STOP_TIMEOUT``: gunicorn's workers, Celery's pool processes."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.popen.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.popen.wait(STOP_TIMEOUT)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.popen.pid, signal.SIGKILL)
+    process.popen.wait(5)
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def settle(world: World, *, timeout: float, quiet_for: float = 0.5) -> bool:
+    """Wait (bounded) until the broker has had nothing queued or unacked for ``quiet_for``
+    seconds, so the tail of one phase (webhook deliveries, refreshes) does not load the next.
+    Returns False if the worker was still busy at the timeout."""
+    deadline = time.monotonic() + timeout
+    quiet_since: float | None = None
+    while time.monotonic() < deadline:
+        world.check_alive()
+        now = time.monotonic()
+        if world.queue_depth() == 0:
+            quiet_since = quiet_since or now
+            if now - quiet_since >= quiet_for:
+                return True
+        else:
+            quiet_since = None
+        time.sleep(0.05)
+    return False

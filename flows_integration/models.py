@@ -1,0 +1,171 @@
+"""Flowdesk's mirror of a Flows server: templates as published, runs, and received events.
+
+Get Run is the truth; these rows are a cache of it that the review queue can query quickly.
+"""
+
+from functools import cached_property
+
+from django.db import models
+from django.utils import timezone
+
+import flowspec
+
+
+class RunStatus(models.TextChoices):
+    CREATED = "CREATED", "Created"
+    IN_PROGRESS = "IN_PROGRESS", "In progress"
+    PENDING = "PENDING", "Waiting for input"
+    COMPLETE = "COMPLETE", "Complete"
+    ERROR = "ERROR", "Error"
+
+
+TERMINAL_STATUSES = frozenset({RunStatus.COMPLETE, RunStatus.ERROR})
+
+
+class FlowTemplate(models.Model):
+    template_id = models.SlugField(max_length=100, unique=True)
+    name = models.CharField(max_length=200, blank=True)
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["template_id"]
+
+    def __str__(self) -> str:
+        return self.name or self.template_id
+
+
+class TemplateVersion(models.Model):
+    """A template version as published; immutable once stored, like the server's."""
+
+    template = models.ForeignKey(FlowTemplate, models.PROTECT, related_name="versions")
+    number = models.PositiveIntegerField()
+    source = models.TextField(help_text="The document as published (YAML or JSON).")
+    document = models.JSONField()
+    stored_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["template", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["template", "number"], name="mirror_version_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.template.template_id} v{self.number}"
+
+    @cached_property
+    def spec(self) -> flowspec.Template:
+        """The parsed document: input schema, callback states, their ui hints and instructions."""
+        return flowspec.validate_document(self.document)
+
+    def callback_state(self, state_id: str) -> flowspec.CallbackState | None:
+        return next((s for s in self.spec.callback_states() if s.id == state_id), None)
+
+
+class FlowRun(models.Model):
+    """The mirror of one Run, keyed on the server's ``flowRunId``."""
+
+    flow_run_id = models.UUIDField(unique=True)
+    template = models.ForeignKey(
+        FlowTemplate, models.PROTECT, null=True, blank=True, related_name="runs"
+    )
+    version = models.ForeignKey(
+        TemplateVersion, models.PROTECT, null=True, blank=True, related_name="runs"
+    )
+    status = models.CharField(max_length=20, choices=RunStatus.choices)
+    state_id = models.CharField(
+        max_length=200, blank=True, help_text="The state a PENDING run waits in."
+    )
+    state_unresolved = models.BooleanField(
+        default=False,
+        help_text="PENDING, but neither the server nor the version says at which state.",
+    )
+    input_data = models.JSONField(
+        default=dict, blank=True, help_text="Known only for runs that Flowdesk created."
+    )
+    output = models.JSONField(default=dict, blank=True)
+    errors = models.JSONField(default=list, blank=True)
+    remote_created_at = models.DateTimeField(null=True, blank=True)
+    remote_updated_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    # Written only when a sync changed something, so a pass that finds nothing new writes
+    # nothing; reconcile visits the least recently changed runs first.
+    synced_at = models.DateTimeField(null=True, blank=True)
+    sync_error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["status", "synced_at"], name="mirror_run_status_sync_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return str(self.flow_run_id)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+
+class WebhookEvent(models.Model):
+    """The inbox: every verified webhook, once, keyed on ``svix-id``."""
+
+    svix_id = models.CharField(max_length=100, unique=True)
+    event_type = models.CharField(max_length=50)
+    flow_run_id = models.UUIDField(db_index=True)
+    status = models.CharField(max_length=20, blank=True)
+    state_id = models.CharField(max_length=200, blank=True)
+    payload = models.JSONField()
+    received_at = models.DateTimeField(default=timezone.now)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+        indexes = [
+            models.Index(
+                fields=["received_at"],
+                condition=models.Q(processed_at__isnull=True),
+                name="mirror_inbox_unprocessed_idx",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.svix_id
+
+
+class ApiHealth(models.Model):
+    """One row: how the Flows API has been answering, for the banner staff see."""
+
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    last_failure_at = models.DateTimeField(null=True, blank=True)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        verbose_name = verbose_name_plural = "Flows API health"
+
+    def __str__(self) -> str:
+        return "failing" if self.is_failing else "healthy"
+
+    @property
+    def is_failing(self) -> bool:
+        return self.consecutive_failures > 0
+
+
+class SyncPass(models.Model):
+    """Metrics of one reconcile pass."""
+
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    runs_checked = models.PositiveIntegerField(default=0)
+    runs_changed = models.PositiveIntegerField(default=0)
+    runs_failed = models.PositiveIntegerField(default=0)
+    throttled = models.BooleanField(default=False)
+    duration_ms = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-started_at"]
+        verbose_name_plural = "sync passes"
+
+    def __str__(self) -> str:
+        return f"sync {self.started_at:%Y-%m-%d %H:%M:%S}"

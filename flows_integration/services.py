@@ -1,0 +1,421 @@
+"""State changes of the mirror: storing versions, receiving events, syncing runs.
+
+Get Run is the truth and webhooks only say "look now", so every path that changes a ``FlowRun``
+goes through ``mirror_apply``, which locks the row, compares, writes only what moved, and
+announces a status or state change with ``run_status_changed`` inside the same transaction.
+"""
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+import flowspec
+from flows_integration import client as flows_client
+from flows_integration.models import (
+    ApiHealth,
+    FlowRun,
+    FlowTemplate,
+    RunStatus,
+    SyncPass,
+    TemplateVersion,
+    WebhookEvent,
+)
+from flows_integration.signals import run_status_changed
+
+logger = logging.getLogger(__name__)
+
+# An unprocessed inbox row older than this is re-enqueued by the sweeper (a broker outage).
+INBOX_GRACE = timedelta(seconds=30)
+RECONCILE_CHUNK = 500
+
+
+# --- Templates -------------------------------------------------------------------------------
+
+
+def version_store(
+    *, template_id: str, number: int | None, source: str, name: str = ""
+) -> TemplateVersion:
+    """Store a template version as published, validated by flowspec.
+
+    ``number`` is the server's version number; ``None`` takes the next one (a version pasted by
+    an admin for a server without our extensions). Raises ``flowspec.TemplateInvalid``.
+    """
+    spec = flowspec.load_template(source)
+    with transaction.atomic():
+        template, _ = FlowTemplate.objects.get_or_create(
+            template_id=template_id,
+            defaults={"name": name or spec.name, "description": spec.description or ""},
+        )
+        if number is None:
+            number = (
+                template.versions.order_by("-number").values_list("number", flat=True).first() or 0
+            ) + 1
+        return TemplateVersion.objects.create(
+            template=template, number=number, source=source, document=spec.document
+        )
+
+
+def version_ensure(*, template_id: str, number: int) -> TemplateVersion | None:
+    """The stored version, imported from the server (our extension) when it is not stored yet.
+
+    Returns None when the server does not offer the template endpoint.
+    """
+    found = TemplateVersion.objects.filter(template__template_id=template_id, number=number).first()
+    if found is not None:
+        return found
+    try:
+        remote = flows_client.get_template(template_id, version=number)
+    except flows_client.NotSupported:
+        return None
+    try:
+        return version_store(
+            template_id=template_id,
+            number=remote.version,
+            source=_as_source(remote.document),
+            name=remote.name,
+        )
+    except IntegrityError:
+        # Another worker imported it at the same moment.
+        return TemplateVersion.objects.get(template__template_id=template_id, number=number)
+
+
+def templates_import() -> list[TemplateVersion]:
+    """Import every version of every template the server lists (our extension endpoints)."""
+    imported = []
+    for summary in flows_client.list_templates():
+        for number in range(1, summary.version + 1):
+            exists = TemplateVersion.objects.filter(
+                template__template_id=summary.template_id, number=number
+            ).exists()
+            if not exists:
+                version = version_ensure(template_id=summary.template_id, number=number)
+                if version is not None:
+                    imported.append(version)
+    return imported
+
+
+def _as_source(document: dict) -> str:
+    return json.dumps(document, indent=2)
+
+
+# --- Health of the Flows API -----------------------------------------------------------------
+
+
+def health_record_success() -> None:
+    """Note a successful call; writes only when the record would change meaningfully (after a
+    failure, or once a minute), so a quiet reconcile pass writes nothing."""
+    now = timezone.now()
+    ApiHealth.objects.get_or_create(pk=1)
+    ApiHealth.objects.filter(pk=1).filter(
+        Q(consecutive_failures__gt=0)
+        | Q(last_success_at__isnull=True)
+        | Q(last_success_at__lt=now - timedelta(minutes=1))
+    ).update(last_success_at=now, consecutive_failures=0)
+
+
+def health_record_failure(error: Exception) -> None:
+    ApiHealth.objects.get_or_create(pk=1)
+    ApiHealth.objects.filter(pk=1).update(
+        last_failure_at=timezone.now(),
+        consecutive_failures=F("consecutive_failures") + 1,
+        last_error=str(error)[:500],
+    )
+
+
+def health_get() -> ApiHealth:
+    return ApiHealth.objects.get_or_create(pk=1)[0]
+
+
+# --- Runs ------------------------------------------------------------------------------------
+
+
+def run_create(*, template_id: str, input_data: dict, version: int | None = None) -> FlowRun:
+    """Create Run on the server, then its mirror row."""
+    try:
+        created = flows_client.create_run(template_id, input_data, version=version)
+    except flows_client.FlowsError as exc:
+        if exc.retryable:
+            health_record_failure(exc)
+        raise
+    health_record_success()
+    template = FlowTemplate.objects.filter(template_id=template_id).first()
+    stored_version = None
+    if template is not None and version is not None:
+        stored_version = template.versions.filter(number=version).first()
+    run, _ = FlowRun.objects.get_or_create(
+        flow_run_id=created.flow_run_id,
+        defaults={
+            "template": template,
+            "version": stored_version,
+            "status": RunStatus.CREATED,
+            "input_data": input_data,
+        },
+    )
+    return run
+
+
+@dataclass(frozen=True)
+class Refreshed:
+    run: FlowRun
+    changed: bool
+
+
+def run_refresh(flow_run_id: Any, *, hint_state_id: str = "") -> Refreshed:
+    """Get Run, then upsert the mirror. Raises ``FlowsError`` when the server cannot answer."""
+    try:
+        info = flows_client.get_run(str(flow_run_id))
+    except flows_client.FlowsError as exc:
+        if exc.retryable:
+            health_record_failure(exc)
+        FlowRun.objects.filter(flow_run_id=flow_run_id).exclude(sync_error=str(exc)[:500]).update(
+            sync_error=str(exc)[:500]
+        )
+        raise
+    health_record_success()
+    return mirror_apply(info, hint_state_id=hint_state_id)
+
+
+def mirror_apply(info: "flows_client.RunInfo", *, hint_state_id: str = "") -> Refreshed:
+    """Upsert the mirror of one run from a Get Run answer; write nothing when nothing changed."""
+    version = _version_of(info)
+    with transaction.atomic():
+        run, created = FlowRun.objects.select_for_update().get_or_create(
+            flow_run_id=info.flow_run_id, defaults={"status": info.status}
+        )
+        # A stale answer (from a slower, earlier Get Run) must not roll a run back.
+        if _is_older(info, run) or (run.is_terminal and not created):
+            return Refreshed(run, created)
+        old_status, old_state = ("" if created else run.status), run.state_id
+        values = _mirror_values(info, run, version, hint_state_id)
+        changed_fields = [name for name, value in values.items() if getattr(run, name) != value]
+        if not changed_fields and not created:
+            return Refreshed(run, False)
+        for name in changed_fields:
+            setattr(run, name, values[name])
+        run.synced_at = timezone.now()
+        run.sync_error = ""
+        run.save()
+        if (old_status, old_state) != (run.status, run.state_id):
+            run_status_changed.send(
+                sender=FlowRun,
+                run=run,
+                old_status=old_status,
+                new_status=run.status,
+                state_id=run.state_id,
+            )
+    return Refreshed(run, True)
+
+
+def _version_of(info: "flows_client.RunInfo") -> TemplateVersion | None:
+    if info.template_id is None or info.version is None:
+        return None
+    try:
+        return version_ensure(template_id=info.template_id, number=info.version)
+    except flows_client.FlowsError:
+        logger.warning("could not import %s v%s", info.template_id, info.version)
+        return None
+
+
+def _is_older(info: "flows_client.RunInfo", run: FlowRun) -> bool:
+    return (
+        info.updated_at is not None
+        and run.remote_updated_at is not None
+        and info.updated_at < run.remote_updated_at
+    )
+
+
+def _mirror_values(
+    info: "flows_client.RunInfo",
+    run: FlowRun,
+    version: TemplateVersion | None,
+    hint_state_id: str,
+) -> dict[str, Any]:
+    version = version or run.version
+    values: dict[str, Any] = {
+        "status": info.status,
+        "output": info.output,
+        "errors": _errors_of(info),
+        "remote_created_at": info.created_at or run.remote_created_at,
+        "remote_updated_at": info.updated_at or run.remote_updated_at,
+    }
+    if version is not None:
+        values["version"] = version
+        values["template"] = version.template
+    state_id, unresolved = _waiting_state(info, version, hint_state_id)
+    values["state_id"] = state_id if state_id is not None else run.state_id
+    values["state_unresolved"] = unresolved
+    return values
+
+
+def _waiting_state(
+    info: "flows_client.RunInfo", version: TemplateVersion | None, hint_state_id: str
+) -> tuple[str | None, bool]:
+    """Which state the run is at: Get Run's ``stateId``, else the webhook's, else the version's
+    only callback state. A PENDING run that none of these decides is flagged, not guessed."""
+    if info.state_id:
+        return info.state_id, False
+    if info.status != RunStatus.PENDING:
+        return ("", False)
+    if hint_state_id:
+        return hint_state_id, False
+    if version is not None:
+        callbacks = version.spec.callback_states()
+        if len(callbacks) == 1:
+            return callbacks[0].id, False
+    return "", True
+
+
+# --- The inbox -------------------------------------------------------------------------------
+
+
+def event_receive(*, svix_id: str, payload: dict) -> WebhookEvent | None:
+    """Store a verified event once; enqueue its refresh on commit.
+
+    Returns None for a duplicate ``svix-id`` (Svix retries, concurrent deliveries). The enqueue
+    is robust: with the broker down the event stays in the inbox for the sweeper.
+    """
+    try:
+        flow_run_id = uuid.UUID(str(payload.get("flowRunId")))
+    except ValueError:
+        raise ValueError("flowRunId is missing or not a UUID") from None
+    try:
+        with transaction.atomic():
+            event = WebhookEvent.objects.create(
+                svix_id=svix_id,
+                event_type=str(payload.get("event", "")),
+                flow_run_id=flow_run_id,
+                status=str(payload.get("status") or ""),
+                state_id=str(payload.get("stateId") or ""),
+                payload=payload,
+            )
+            transaction.on_commit(lambda: _enqueue_event(event.pk), robust=True)
+    except IntegrityError:
+        return None
+    return event
+
+
+def event_process(event_id: int) -> Refreshed | None:
+    """Refresh the run an inbox event is about, then mark the event processed."""
+    event = WebhookEvent.objects.filter(pk=event_id).first()
+    if event is None or event.processed_at is not None:
+        return None
+    hint = event.state_id if event.status == RunStatus.PENDING else ""
+    result = run_refresh(event.flow_run_id, hint_state_id=hint)
+    WebhookEvent.objects.filter(pk=event_id, processed_at__isnull=True).update(
+        processed_at=timezone.now()
+    )
+    return result
+
+
+def events_sweep() -> int:
+    """Re-enqueue inbox rows that were stored but never processed (broker down, lost task)."""
+    stale = list(
+        WebhookEvent.objects.filter(
+            processed_at__isnull=True, received_at__lt=timezone.now() - INBOX_GRACE
+        ).values_list("pk", flat=True)[:1000]
+    )
+    for event_id in stale:
+        _enqueue_event(event_id)
+    return len(stale)
+
+
+def _enqueue_event(event_id: int) -> None:
+    from flows_integration import tasks
+
+    # No publish retries: a webhook answer must not wait on a broker that is down.
+    tasks.process_event.apply_async(args=(event_id,), retry=False)
+
+
+# --- Reconcile -------------------------------------------------------------------------------
+
+
+def reconcile(*, concurrency: int | None = None, limit: int | None = None) -> SyncPass:
+    """Refresh every non-terminal run, least recently changed first, with bounded concurrency.
+
+    Runs whose webhooks were all lost show up within one pass. Stops early (``throttled``) when
+    the server answers 429 even after the client's own back-off, to try again next period.
+    """
+    concurrency = concurrency or settings.FLOWS_SYNC_CONCURRENCY
+    started = time.monotonic()
+    sync_pass = SyncPass(started_at=timezone.now())
+    candidates = (
+        FlowRun.objects.exclude(status__in=[RunStatus.COMPLETE, RunStatus.ERROR])
+        .order_by(F("synced_at").asc(nulls_first=True), "pk")
+        .values_list("flow_run_id", flat=True)
+    )
+    if limit is not None:
+        candidates = candidates[:limit]
+    # Ids first (10,000 UUIDs are small): no cursor stays open while rows are being written.
+    run_ids = list(candidates)
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        for chunk in _chunks(run_ids, RECONCILE_CHUNK):
+            answers = list(pool.map(_get_run_or_error, chunk))
+            mirrors = FlowRun.objects.filter(flow_run_id__in=chunk).only(*COMPARED_FIELDS)
+            by_id = {run.flow_run_id: run for run in mirrors}
+            for run_id, answer in zip(chunk, answers, strict=True):
+                sync_pass.runs_checked += 1
+                if isinstance(answer, flows_client.FlowsError):
+                    sync_pass.runs_failed += 1
+                    sync_pass.throttled = sync_pass.throttled or answer.status == 429
+                    continue
+                mirror = by_id.get(run_id)
+                if (mirror is None or _differs(mirror, answer)) and mirror_apply(answer).changed:
+                    sync_pass.runs_changed += 1
+            if sync_pass.throttled:
+                break
+    if sync_pass.runs_checked and sync_pass.runs_failed < sync_pass.runs_checked:
+        health_record_success()
+    sync_pass.finished_at = timezone.now()
+    sync_pass.duration_ms = int((time.monotonic() - started) * 1000)
+    sync_pass.save()
+    return sync_pass
+
+
+def _get_run_or_error(flow_run_id: Any) -> "flows_client.RunInfo | flows_client.FlowsError":
+    try:
+        return flows_client.get_run(str(flow_run_id))
+    except flows_client.FlowsError as exc:
+        return exc
+
+
+COMPARED_FIELDS = ("flow_run_id", "status", "state_id", "output", "errors", "remote_updated_at")
+
+
+def _differs(run: FlowRun, info: "flows_client.RunInfo") -> bool:
+    """A cheap check without a lock; ``mirror_apply`` decides for real under the lock."""
+    return (
+        run.status != info.status
+        or (info.state_id is not None and run.state_id != info.state_id)
+        or run.output != info.output
+        or run.errors != _errors_of(info)
+        or (info.updated_at is not None and run.remote_updated_at != info.updated_at)
+    )
+
+
+def _errors_of(info: "flows_client.RunInfo") -> list[dict]:
+    return [
+        {"status": e.status, "param": e.param, "error": e.error, "state": e.state}
+        for e in info.errors
+    ]
+
+
+def _chunks(items: Iterable[Any], size: int) -> Iterable[list[Any]]:
+    chunk: list[Any] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

@@ -1,0 +1,39 @@
+"""Celery tasks of the integration: thin, idempotent, each calling one service."""
+
+from celery import shared_task
+
+from flows_integration import client as flows_client
+from flows_integration import services
+
+
+@shared_task(
+    acks_late=True,
+    time_limit=120,
+    autoretry_for=(flows_client.TransientFlowsError,),
+    retry_backoff=2,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    max_retries=8,
+)
+def process_event(event_id: int) -> None:
+    services.event_process(event_id)
+
+
+@shared_task(acks_late=True, time_limit=120)
+def refresh_run(flow_run_id: str) -> None:
+    services.run_refresh(flow_run_id)
+
+
+@shared_task(time_limit=600, soft_time_limit=580)
+def reconcile() -> dict[str, int]:
+    sync_pass = services.reconcile()
+    return {
+        "checked": sync_pass.runs_checked,
+        "changed": sync_pass.runs_changed,
+        "failed": sync_pass.runs_failed,
+    }
+
+
+@shared_task(time_limit=60)
+def sweep_inbox() -> int:
+    return services.events_sweep()

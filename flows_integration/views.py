@@ -1,0 +1,34 @@
+import logging
+
+from django.conf import settings
+from django.db import DatabaseError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from flows_integration import receiver, services
+
+logger = logging.getLogger(__name__)
+
+
+@csrf_exempt  # signed by Svix instead; the only view without CSRF
+@require_POST
+def webhook(request: HttpRequest) -> HttpResponse:
+    """Verify, store once, answer fast; the refresh happens in a task."""
+    try:
+        payload = receiver.verify(settings.FLOWS_WEBHOOK_SECRET, request.body, request.headers)
+    except receiver.WebhookRejected as exc:
+        logger.info("webhook rejected: %s", exc.reason)
+        return JsonResponse({"error": exc.reason}, status=exc.status)
+    if payload.get("event") not in settings.FLOWS_WEBHOOK_EVENT_TYPES:
+        return JsonResponse({"status": "ignored"})
+    svix_id = request.headers.get("svix-id") or request.headers.get("webhook-id") or ""
+    try:
+        event = services.event_receive(svix_id=svix_id, payload=payload)
+    except ValueError as exc:
+        return JsonResponse({"error": str(exc)}, status=400)
+    except DatabaseError:
+        # 5xx so that Svix retries once the database is back.
+        logger.exception("webhook %s could not be stored", svix_id)
+        return JsonResponse({"error": "temporarily unavailable"}, status=503)
+    return JsonResponse({"status": "duplicate" if event is None else "accepted"})

@@ -1,0 +1,114 @@
+"""The whole loop over real HTTP: engine webhooks → receiver → inbox → worker → mirror."""
+
+import time
+
+import pytest
+from django.conf import settings as django_settings
+
+from config.celery import app as celery_app
+from flows_engine import webhooks as engine_webhooks
+from flows_integration import services
+from flows_integration.models import FlowRun, WebhookEvent
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+COVERAGE_INPUT = {
+    "patient": {"firstName": "Maria", "lastName": "Notfound", "dateOfBirth": "1980-02-29"},
+    "payerId": "60054",
+}
+
+
+def eventually(check, timeout: float = 20, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while not (result := check()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+    return result
+
+
+@pytest.fixture
+def receiver_registered(live_server, settings):
+    settings.FLOWS_ENGINE_WEBHOOK_RETRY_SCALE = 0.001
+    return engine_webhooks.endpoint_register(
+        url=f"{live_server.url}/flows/webhooks/",
+        environment="sandbox",
+        secret=django_settings.FLOWS_WEBHOOK_SECRET,
+    )
+
+
+def test_a_run_pausing_arrives_in_the_mirror_through_webhooks(
+    flows_api, receiver_registered, celery_worker, status_changes
+):
+    run = services.run_create(template_id="coverage-check", input_data=COVERAGE_INPUT, version=1)
+
+    mirror = eventually(
+        lambda: FlowRun.objects.filter(flow_run_id=run.flow_run_id, status="PENDING").first(),
+        what="the mirror to show PENDING",
+    )
+    assert mirror.state_id == "collect-member-id"
+    eventually(
+        lambda: not WebhookEvent.objects.filter(processed_at__isnull=True).exists(),
+        what="every inbox event to be processed",
+    )
+    assert WebhookEvent.objects.filter(flow_run_id=run.flow_run_id).count() >= 2
+    assert [change[2] for change in status_changes] == ["PENDING"]
+
+    flows_api.update_run(str(run.flow_run_id), {"memberId": "00000000"})
+    eventually(
+        lambda: FlowRun.objects.filter(flow_run_id=run.flow_run_id, status="COMPLETE").exists(),
+        what="the mirror to show COMPLETE",
+    )
+    mirror.refresh_from_db()
+    assert mirror.output["enteredMemberId"] == "00000000"
+
+
+def _point_broker_at(url: str, transport_options: dict) -> None:
+    """Switch the app's broker; its cached pools would otherwise keep the old connection.
+    (kombu keeps one pool per broker URL, so each URL's pool stays usable for later.)"""
+    celery_app.conf.broker_url = url
+    celery_app.conf.broker_transport_options = transport_options
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
+
+
+def test_with_the_broker_down_webhooks_still_get_2xx_and_are_processed_later(
+    flows_api, receiver_registered
+):
+    real_broker = celery_app.conf.broker_url
+    real_options = dict(celery_app.conf.broker_transport_options or {})
+    # Nothing listens on port 1: a real broker connection that is refused at once.
+    _point_broker_at("redis://127.0.0.1:1/0", django_settings.CELERY_BROKER_TRANSPORT_OPTIONS)
+    try:
+        run = services.run_create(
+            template_id="coverage-check", input_data=COVERAGE_INPUT, version=1
+        )
+        # The engine's own tasks cannot be queued either; drive its executor directly and
+        # deliver its webhooks by hand, as its worker would.
+        from flows_engine import services as engine_services
+        from flows_engine.models import WebhookMessage
+
+        engine_services.run_advance(str(run.flow_run_id))
+        for message in WebhookMessage.objects.all():
+            attempt = engine_webhooks.message_deliver(message.pk)
+            assert attempt is not None and attempt.response_status == 200
+            assert attempt.duration_ms < 1000  # the receiver does not wait on the broker
+        assert WebhookEvent.objects.filter(processed_at__isnull=True).count() >= 2
+    finally:
+        _point_broker_at(real_broker, real_options)
+
+    # The broker is back: the sweeper finds the unprocessed events and a worker handles them.
+    WebhookEvent.objects.update(
+        received_at=WebhookEvent.objects.first().received_at.replace(year=2000)
+    )
+    from celery.contrib.testing.worker import start_worker
+
+    with start_worker(celery_app, pool="threads", perform_ping_check=False):
+        assert services.events_sweep() >= 2
+        eventually(
+            lambda: FlowRun.objects.filter(flow_run_id=run.flow_run_id, status="PENDING").exists(),
+            what="the mirror to catch up",
+        )
+        eventually(
+            lambda: not WebhookEvent.objects.filter(processed_at__isnull=True).exists(),
+            what="the inbox to drain",
+        )
