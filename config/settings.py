@@ -184,6 +184,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict = {
 CELERY_BROKER_CONNECTION_TIMEOUT = 2.0
 if CELERY_BROKER_URL == "filesystem://":
     _broker_dir = VAR_DIR / "celery-broker"
+    # kombu's file-system transport expects its folder to exist; web, worker and beat all
+    # read these settings, so whichever starts first makes it.
+    _broker_dir.mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         **CELERY_BROKER_TRANSPORT_OPTIONS,
         "data_folder_in": str(_broker_dir),

@@ -441,6 +441,11 @@ class FlowsClient:
                 response = self._http.request(
                     method, path, json=payload, params=params, headers=headers
                 )
+            except RuntimeError as exc:
+                if not self._http.is_closed:
+                    raise
+                # Closed under our feet (reset_client() in another thread): nothing was sent.
+                raise TransientFlowsError(f"{operation} was not sent (client closed)") from exc
             except _OUR_FAULT as exc:
                 raise FlowsError(f"{operation}: request refused by httpx: {exc}") from exc
             except httpx.TransportError as exc:
@@ -709,14 +714,16 @@ def get_client() -> FlowsClient:
 
 
 def reset_client() -> None:
-    """Forget the default client, so that the next call reads settings again.
+    """Close and forget the default client, so that the next call reads settings again.
 
-    The old client is not closed: another thread (a Celery task) may be in the middle of a call
-    on it. Its connections are released when it is garbage collected.
+    A call another thread still makes on the old client raises ``TransientFlowsError`` (nothing
+    was sent), and its retry goes through the new client.
     """
     global _default_client, _default_pid
     with _default_lock:
-        _default_client, _default_pid = None, None
+        old, _default_client, _default_pid = _default_client, None, None
+    if old is not None:
+        old.close()
 
 
 def create_run(

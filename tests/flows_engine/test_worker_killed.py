@@ -53,10 +53,10 @@ def worker_env(**extra: str) -> dict[str, str]:
             f"@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
         )
     if not os.environ.get("CELERY_BROKER_URL"):
-        # conftest gives the tests a file-system broker of their own; settings put that broker
-        # at VAR_DIR/celery-broker, so the worker gets the folder's parent as its VAR_DIR.
+        # conftest gives the tests a file-system broker folder of their own; settings put that
+        # broker at VAR_DIR/celery-broker, so the worker gets the folder's parent as VAR_DIR.
         folder = Path(celery_app.conf.broker_transport_options["data_folder_in"])
-        assert folder.name == "celery-broker"
+        assert folder.name == "celery-broker", "a worker process could not find this folder"
         assert Path(celery_app.conf.broker_transport_options["data_folder_out"]) == folder
         env["CELERY_BROKER_URL"] = "filesystem://"
         env["FLOWDESK_VAR_DIR"] = str(folder.parent)

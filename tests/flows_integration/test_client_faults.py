@@ -595,8 +595,10 @@ def test_reset_client_reads_settings_again(default_settings):
     second = client.get_client()
     assert second is not first
     assert str(second._http.base_url).startswith("http://127.0.0.1:1")
-    # A thread still holding the old client (a task mid-call) can finish with it.
-    assert first.get_run(RUN_ID).status == "PENDING"
+    # A thread still holding the old client gets an error that says "try again".
+    with pytest.raises(client.TransientFlowsError) as caught:
+        first.get_run(RUN_ID)
+    assert not caught.value.outcome_unknown
 
 
 def test_a_custom_transport_is_used(server):
