@@ -5,6 +5,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 
 PORT = os.environ.get("PORT", "8000")
 PYTHON = sys.executable
@@ -47,8 +49,8 @@ def main() -> int:
         name: subprocess.Popen(cmd, env=env, start_new_session=True)
         for name, cmd in COMMANDS.items()
     }
-    print(BANNER, flush=True)
     stopping = False
+    banner_shown = False
 
     def stop(*_args: object) -> None:
         nonlocal stopping
@@ -57,7 +59,12 @@ def main() -> int:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     exit_code = 0
+    started = time.monotonic()
     while not stopping:
+        if not banner_shown and (_answers() or time.monotonic() - started > 60):
+            # After the web server answers, so the URL is not lost in the start-up logs.
+            print(BANNER, flush=True)
+            banner_shown = True
         for name, child in children.items():
             if child.poll() is not None:
                 print(f"{name} exited with code {child.returncode}; stopping the rest.", flush=True)
@@ -75,6 +82,14 @@ def main() -> int:
             os.killpg(child.pid, signal.SIGKILL)
     print("Flowdesk stopped.", flush=True)
     return exit_code
+
+
+def _answers() -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{PORT}/healthz", timeout=1):
+            return True
+    except (urllib.error.URLError, OSError):
+        return False
 
 
 if __name__ == "__main__":
