@@ -60,6 +60,7 @@ class PublishForm(forms.ModelForm):
     )
     source = forms.CharField(
         label="Template document",
+        strip=False,  # stored exactly as published
         widget=forms.Textarea(attrs={"rows": 30, "cols": 100, "spellcheck": "false"}),
         help_text="YAML or JSON, as described in docs/template-language.md.",
     )

@@ -63,6 +63,7 @@ class VersionStoreForm(forms.ModelForm):
     upload = forms.FileField(required=False, help_text="Or upload the YAML file instead.")
     source = forms.CharField(
         label="Template document",
+        strip=False,  # stored exactly as published
         required=False,
         widget=forms.Textarea(attrs={"rows": 28, "cols": 100, "spellcheck": "false"}),
         help_text="Paste the YAML (or JSON) as published.",

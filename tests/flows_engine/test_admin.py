@@ -1,0 +1,65 @@
+"""The engine's admin: publishing versions, and the webhook delivery log."""
+
+import pytest
+from django.urls import reverse
+
+from flows_engine import services
+from flows_engine.models import TemplateVersion
+
+VALID = """metadata: {name: Sign-off}
+input: {type: object}
+startsAt: sign-off
+states:
+  sign-off:
+    type: callback
+    title: Sign off
+    input: {type: object, properties: {approved: {type: boolean}}}
+    end: true
+"""
+
+ADD_URL = reverse("admin:flows_engine_templateversion_add")
+
+
+@pytest.mark.django_db
+def test_publishing_in_the_admin_creates_the_next_version(admin_client):
+    for expected in (1, 2):
+        response = admin_client.post(ADD_URL, {"template_id": "sign-off", "source": VALID})
+        assert response.status_code == 302
+        assert TemplateVersion.objects.order_by("-number").first().number == expected
+    assert TemplateVersion.objects.filter(template__template_id="sign-off").count() == 2
+
+
+@pytest.mark.django_db
+def test_an_invalid_document_shows_every_error_on_the_field(admin_client):
+    broken = VALID.replace("end: true", "next: nowhere").replace(
+        "startsAt: sign-off", "startsAt: x"
+    )
+    response = admin_client.post(ADD_URL, {"template_id": "sign-off", "source": broken})
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors["source"]
+    assert any(error.startswith("startsAt") for error in errors)
+    assert any("states.sign-off.next" in error for error in errors)
+    assert not TemplateVersion.objects.exists()
+
+
+@pytest.mark.django_db
+def test_published_versions_cannot_be_changed_or_deleted(admin_client):
+    version = services.version_publish(template_id="sign-off", source=VALID)
+    change = reverse("admin:flows_engine_templateversion_change", args=[version.pk])
+    assert 'name="source"' not in admin_client.get(change).content.decode()
+    delete = reverse("admin:flows_engine_templateversion_delete", args=[version.pk])
+    assert admin_client.post(delete, {"post": "yes"}).status_code == 403
+    assert TemplateVersion.objects.get().source == VALID
+
+
+@pytest.mark.django_db
+def test_admin_pages_of_the_engine_render(admin_client, demo_templates):
+    for name in [
+        "template",
+        "templateversion",
+        "run",
+        "apiclient",
+        "webhookendpoint",
+        "webhookmessage",
+    ]:
+        assert admin_client.get(reverse(f"admin:flows_engine_{name}_changelist")).status_code == 200
