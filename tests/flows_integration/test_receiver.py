@@ -220,3 +220,27 @@ def test_the_same_svix_id_ten_times_concurrently_gives_one_row(live_server):
         thread.join(timeout=30)
     assert sorted(statuses) == [200] * 10
     assert WebhookEvent.objects.count() == 1
+
+
+@pytest.fixture
+def database_down():
+    """Point the default connection at a database that cannot be reached, then restore it."""
+    from django.db import connection
+
+    saved = dict(connection.settings_dict)
+    connection.close()
+    if connection.vendor == "sqlite":
+        connection.settings_dict["NAME"] = "/nonexistent-folder/flowdesk.sqlite3"
+    else:
+        connection.settings_dict["PORT"] = "1"  # nothing listens there
+    yield
+    connection.close()
+    connection.settings_dict.clear()
+    connection.settings_dict.update(saved)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_the_database_down_the_receiver_answers_5xx_so_svix_retries(client, database_down):
+    body = event_body()
+    response = post(client, body, signed(body))
+    assert response.status_code == 503
