@@ -28,7 +28,11 @@ def main(argv: list[str] | None = None) -> int:
         default="threads",
         help="Celery worker pool (threads: --concurrency=8; prefork: one process per core)",
     )
-    parser.add_argument("--keep-logs", action="store_true", help="keep the processes' logs")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the processes' logs, the database and the broker's queue (kept on failure)",
+    )
     parser.add_argument("--list", action="store_true", help="list the scenarios and exit")
     args = parser.parse_args(argv)
 
@@ -40,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown scenario(s) {', '.join(unknown)}; known: {', '.join(registry)}")
     chosen = args.scenarios or list(registry)
-    ctx = Context(quick=args.quick, pool=args.pool, keep_logs=args.keep_logs)
+    ctx = Context(quick=args.quick, pool=args.pool, keep=args.keep)
     stamp = report.utc_stamp(datetime.now(UTC))
 
     failures = 0

@@ -25,7 +25,7 @@ class Context:
 
     quick: bool
     pool: str  # the Celery worker pool: "threads" or "prefork"
-    keep_logs: bool = False
+    keep: bool = False  # leave logs, database and broker as they are, for a post-mortem
 
 
 @dataclass

@@ -167,14 +167,13 @@ def provision(name: str, ctx: Context, config: WorldConfig | None = None) -> Ite
         for process in reversed(world.processes.values()):
             _stop(process)
         celery.close()
-        try:
-            bus.flushdb()
-        finally:
-            bus.close()
-            _database_drop(database_url)
-        if failed or ctx.keep_logs:
-            print(f"   logs kept in {log_dir}", file=sys.stderr)
+        bus.close()
+        if failed or ctx.keep:
+            # Leave the evidence: the next run drops the database and flushes the broker.
+            print(f"   logs kept in {log_dir}; database {database_url} kept", file=sys.stderr)
         else:
+            _flush(broker_url)
+            _database_drop(database_url)
             shutil.rmtree(log_dir, ignore_errors=True)
 
 
@@ -193,6 +192,11 @@ def _refuse_shared(database_url: str, broker_url: str) -> None:
         raise BenchError(
             f"refusing to flush Redis database {redis_db or '0'!r}: name a spare one, e.g. /14"
         )
+
+
+def _flush(broker_url: str) -> None:
+    with redis.Redis.from_url(broker_url) as bus:
+        bus.flushdb()
 
 
 def _maintenance_url(database_url: str) -> tuple[str, str]:

@@ -10,8 +10,8 @@ def advance_run(run_id: str) -> None:
     services.run_advance(run_id)
 
 
-# soft_time_limit is explicit: the global CELERY_TASK_SOFT_TIME_LIMIT (100 s) exceeds this
-# time limit, and Celery then refuses to send the task at all (ValueError in apply_async).
+# The soft limit is explicit: a global CELERY_TASK_SOFT_TIME_LIMIT above this task's time limit
+# makes Celery refuse to send the task at all (ValueError in apply_async, after the commit).
 @shared_task(acks_late=True, time_limit=60, soft_time_limit=50)
 def deliver_webhook(message_id: int) -> None:
     webhooks.message_deliver(message_id)

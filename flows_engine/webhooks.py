@@ -152,7 +152,9 @@ def _post(message: WebhookMessage) -> WebhookAttempt:
         attempt.response_body = response.text[:RESPONSE_BODY_LIMIT]
         if response.headers.get("webhook-delivery") == "abort-message":
             attempt.error = "receiver asked to abort this message"
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        # InvalidURL is no HTTPError: uncaught, it would leave the message claimed, unlogged and
+        # re-sent by every sweep, never counting an attempt and never failing.
         attempt.error = f"{type(exc).__name__}: {exc}"[:500]
     attempt.duration_ms = int((time.monotonic() - started) * 1000)
     return attempt

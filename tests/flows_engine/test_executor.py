@@ -257,7 +257,7 @@ def test_a_transient_failure_schedules_a_retry_with_backoff(
 
     assert (run.status, run.state_id) == (RunStatus.IN_PROGRESS, "verify-coverage")
     assert run.attempt == 1
-    assert timedelta(seconds=1.5) < run.wake_at - timezone.now() <= timedelta(seconds=2)
+    assert timedelta(seconds=1) < run.wake_at - timezone.now() <= timedelta(seconds=2)
     assert history(run) == [("IN_PROGRESS", "verify-coverage")]  # a retry is no transition
     broker_purge()
     for callback in callbacks:

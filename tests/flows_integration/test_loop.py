@@ -18,7 +18,7 @@ COVERAGE_INPUT = {
 }
 
 
-def eventually(check, timeout: float = 20, what: str = "condition"):
+def eventually(check, timeout: float = 45, what: str = "condition"):
     deadline = time.monotonic() + timeout
     while not (result := check()):
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
