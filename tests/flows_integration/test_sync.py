@@ -270,3 +270,16 @@ def test_any_order_of_a_runs_answers_ends_in_the_latest_state(order, with_timest
     services.mirror_apply(answers[-1])
     mirror = FlowRun.objects.get(flow_run_id=run_id)
     assert (mirror.status, mirror.state_id) == SNAPSHOTS[-1]
+
+
+def test_manage_sync_runs_reports_its_pass(flows_api, celery_worker):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    run = services.run_create(template_id="coverage-check", input_data=COVERAGE_INPUT, version=1)
+    wait_until_engine(flows_api, str(run.flow_run_id), "PENDING")
+    out = StringIO()
+    call_command("sync_runs", stdout=out)
+    assert out.getvalue().startswith("checked 1, changed 1, failed 0")
+    assert FlowRun.objects.get().status == "PENDING"
