@@ -5,6 +5,7 @@ anything runs, and evaluates their paths, rules and projections for the engine. 
 described in docs/template-language.md.
 """
 
+from flowspec import renderable
 from flowspec.checks import field_path, input_errors, input_validator
 from flowspec.errors import NoChoiceMatched, SpecError, TemplateInvalid
 from flowspec.model import (
@@ -59,6 +60,7 @@ __all__ = [
     "load_template",
     "parse_path",
     "project",
+    "renderable",
     "render_value",
     "resolve_path",
     "validate_document",

@@ -14,6 +14,7 @@ from referencing import Registry
 from referencing.exceptions import Unresolvable
 from referencing.jsonschema import DRAFT202012
 
+from flowspec import renderable
 from flowspec.errors import SpecError
 from flowspec.loading import location
 from flowspec.paths import PathError, is_path, parse_path
@@ -298,8 +299,8 @@ def _callback_errors(
 
 
 def _object_schema_errors(schema: Mapping[str, Any], where: str) -> list[SpecError]:
-    """An input schema must be valid 2020-12 and describe an object (inputData and Update Run's
-    input are JSON objects)."""
+    """An input schema must be valid 2020-12, describe an object (inputData and Update Run's
+    input are JSON objects) and be renderable as a form (`flowspec.renderable`)."""
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as error:
@@ -307,7 +308,9 @@ def _object_schema_errors(schema: Mapping[str, Any], where: str) -> list[SpecErr
         return [SpecError(inner, f"is not a valid JSON Schema: {error.message}")]
     if schema.get("type") != "object":
         return [SpecError(f"{where}.type", 'must be "object": the input is a JSON object')]
-    return list(_reference_problems(schema, where))
+    # Staff answer through a generated form, so what it cannot render is refused here, at
+    # publication, rather than when a reviewer opens an item.
+    return list(_reference_problems(schema, where)) or renderable.problems(schema, where)
 
 
 def _reference_problems(schema: Mapping[str, Any], where: str) -> Iterator[SpecError]:

@@ -148,7 +148,6 @@ def engine(ctx: Context) -> Outcome:
                 f"  Create Run answers, {label}",
                 median(runs.create_rates),
                 "runs/s",
-                baseline="noop_per_s",
                 rounds=runs.create_rates,
             ),
             Metric(

@@ -5,17 +5,9 @@ from django.urls import reverse
 
 from flows_engine import services
 from flows_engine.models import TemplateVersion
+from tests.documents import SIGN_OFF
 
-VALID = """metadata: {name: Sign-off}
-input: {type: object}
-startsAt: sign-off
-states:
-  sign-off:
-    type: callback
-    title: Sign off
-    input: {type: object, properties: {approved: {type: boolean}}}
-    end: true
-"""
+VALID = SIGN_OFF
 
 ADD_URL = reverse("admin:flows_engine_templateversion_add")
 

@@ -5,18 +5,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from flows_integration.models import FlowTemplate, TemplateVersion
+from tests.documents import SIGN_OFF
 
-VALID = """
-metadata: {name: Sign-off}
-input: {type: object}
-startsAt: sign-off
-states:
-  sign-off:
-    type: callback
-    title: Sign off
-    input: {type: object, properties: {approved: {type: boolean}}}
-    end: true
-"""
+VALID = SIGN_OFF
 BROKEN = VALID.replace("end: true", "next: nowhere")
 
 ADD_URL = reverse("admin:flows_integration_templateversion_add")

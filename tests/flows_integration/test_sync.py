@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from flows_integration import client, services
 from flows_integration.models import ApiHealth, FlowRun, SyncPass, TemplateVersion
+from tests.documents import SIGN_OFF
 from tests.flows_integration import faulty_server
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -218,21 +219,8 @@ def test_a_pending_run_nothing_decides_is_flagged_not_guessed(db):
     assert (mirror.state_id, mirror.state_unresolved) == ("", True)
 
 
-SINGLE_CALLBACK = """
-metadata: {name: Sign-off}
-input: {type: object}
-startsAt: sign-off
-states:
-  sign-off:
-    type: callback
-    title: Sign off
-    input: {type: object, properties: {approved: {type: boolean}}}
-    end: true
-"""
-
-
 def test_a_version_with_one_callback_state_decides_it(db):
-    single = services.version_store(template_id="sign-off", number=1, source=SINGLE_CALLBACK)
+    single = services.version_store(template_id="sign-off", number=1, source=SIGN_OFF)
     run = FlowRun.objects.create(flow_run_id=uuid.uuid4(), status="IN_PROGRESS", version=single)
     services.mirror_apply(info(str(run.flow_run_id), "PENDING"))
     run.refresh_from_db()

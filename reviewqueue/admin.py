@@ -1,0 +1,92 @@
+"""Admin previews of the forms of every stored template version.
+
+`flows_integration` may not import the review queue, which owns the forms, so the preview is
+added from here: its TemplateVersion admin is replaced by a subclass that adds a preview page per
+callback state (and one for the Start Run input) and links to them from the version's page.
+"""
+
+from typing import Any
+
+from django.contrib import admin
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.views.decorators.http import require_http_methods
+
+from flows_integration.admin import TemplateVersionAdmin
+from flows_integration.models import TemplateVersion
+from reviewqueue.schema_forms import START, FormSpec
+from reviewqueue.views import form_for_request
+
+admin.site.unregister(TemplateVersion)
+
+
+@admin.register(TemplateVersion)
+class TemplateVersionPreviewAdmin(TemplateVersionAdmin):
+    change_form_template = "reviewqueue/admin/templateversion_change_form.html"
+
+    def get_urls(self) -> list[URLPattern]:  # type: ignore[override]
+        preview = require_http_methods(["GET", "POST"])(self.preview_view)
+        return [
+            path(
+                "<path:object_id>/preview/<str:state_id>/",
+                self.admin_site.admin_view(preview),
+                name="flows_integration_templateversion_preview",
+            ),
+            *super().get_urls(),
+        ]
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        version = self.get_object(request, unquote(object_id))
+        previews = self._previews(version) if version is not None else []
+        extra = {**(extra_context or {}), "form_previews": previews}
+        return super().change_view(request, object_id, form_url, extra_context=extra)
+
+    def _previews(self, version: TemplateVersion) -> list[tuple[str, str, str]]:
+        """(state id, title, preview URL) for the Start Run form and every callback state."""
+        previews = []
+        for state_id in FormSpec.state_ids(version.document):
+            spec = FormSpec.for_state(version.document, state_id)
+            assert spec is not None
+            url = reverse(
+                "admin:flows_integration_templateversion_preview", args=[version.pk, state_id]
+            )
+            label = "Start Run input" if state_id == START else state_id
+            previews.append((label, spec.title, url))
+        return previews
+
+    def preview_view(self, request: HttpRequest, object_id: str, state_id: str) -> HttpResponse:
+        """A live preview: try values, see the errors, and the JSON that would be sent."""
+        version = self.get_object(request, unquote(object_id))
+        if version is None:
+            raise Http404("No such template version.")
+        if not self.has_view_permission(request, version):
+            raise PermissionDenied
+        spec = FormSpec.for_state(version.document, state_id)
+        if spec is None:
+            raise Http404("No such callback state.")
+        partial_url = reverse(
+            "reviewqueue:form_partial",
+            args=[version.template.template_id, version.number, state_id],
+        )
+        form = form_for_request(request, spec, partial_url)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "original": version,
+            "title": f"Preview: {spec.title}",
+            "subtitle": str(version),
+            "spec": spec,
+            "state_id": state_id,
+            "form": form,
+            "previews": self._previews(version),
+        }
+        return TemplateResponse(request, "reviewqueue/admin/preview.html", context)

@@ -1,0 +1,13 @@
+"""Small template documents shared by tests of several apps."""
+
+# The smallest useful template: one callback state, which is also the end.
+SIGN_OFF = """metadata: {name: Sign-off}
+input: {type: object}
+startsAt: sign-off
+states:
+  sign-off:
+    type: callback
+    title: Sign off
+    input: {type: object, properties: {approved: {type: boolean}}}
+    end: true
+"""
