@@ -56,7 +56,7 @@ class TemplateVersion(models.Model):
     @cached_property
     def spec(self) -> flowspec.Template:
         """The parsed document: input schema, callback states, their ui hints and instructions."""
-        return flowspec.validate_document(self.document)
+        return flowspec.stored_template(self.document)
 
     def callback_state(self, state_id: str) -> flowspec.CallbackState | None:
         return next((s for s in self.spec.callback_states() if s.id == state_id), None)

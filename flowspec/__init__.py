@@ -32,7 +32,7 @@ from flowspec.paths import (
     resolve_path,
 )
 from flowspec.rules import evaluate_rule
-from flowspec.validation import load_template, validate_document
+from flowspec.validation import load_template, stored_template, validate_document
 
 __all__ = [
     "ERROR_NAMES",
@@ -62,6 +62,7 @@ __all__ = [
     "project",
     "renderable",
     "render_value",
+    "stored_template",
     "resolve_path",
     "validate_document",
 ]

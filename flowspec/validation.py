@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Mapping
+from functools import lru_cache
 from typing import Any
 
 from flowspec.checks import semantic_errors
@@ -25,6 +27,21 @@ from flowspec.model import (
 def load_template(source: str | bytes, *, products: Collection[str] = PRODUCTS) -> Template:
     """Parse and validate a template's YAML or JSON text; TemplateInvalid lists every problem."""
     return validate_document(parse_text(source), products=products)
+
+
+def stored_template(document: Mapping[str, Any]) -> Template:
+    """A document that was validated when it was published, parsed once per process.
+
+    Executors and forms read the same few versions over and over; a published version is
+    immutable, so its parse can be shared. Keyed on the document's content, not on a database
+    id, so a recreated database can never be served a stale parse. Callers must not mutate it.
+    """
+    return _stored_template(json.dumps(document, sort_keys=True))
+
+
+@lru_cache(maxsize=256)
+def _stored_template(canonical: str) -> Template:
+    return validate_document(json.loads(canonical))
 
 
 def validate_document(document: object, *, products: Collection[str] = PRODUCTS) -> Template:

@@ -74,12 +74,6 @@ states:
 """
 
 
-@pytest.fixture(autouse=True)
-def fast_hashing(settings):
-    # engine_clients hashes two secrets; the default PBKDF2 costs over a second per test.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def sandbox(engine_clients):
     return engine_clients["sandbox"]

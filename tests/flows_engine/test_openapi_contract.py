@@ -35,12 +35,6 @@ OPERATIONS = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def fast_hashing(settings):
-    # engine_clients hashes two secrets; the default PBKDF2 costs over a second each.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def engine_token(live_server, engine_clients, demo_templates) -> str:
     http = api_session(f"{live_server.url}/flows-api", "test-sandbox", "sandbox-secret")

@@ -151,12 +151,6 @@ def receiver() -> Iterator[Receiver]:
     server.close()
 
 
-@pytest.fixture(autouse=True)
-def fast_hashing(settings):
-    # engine_clients hashes two secrets; the default PBKDF2 costs over a second per test.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def fast_retries(settings):
     """Svix's schedule compressed 20,000 times: the whole of it takes about 5 s."""

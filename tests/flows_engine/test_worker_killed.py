@@ -34,12 +34,6 @@ pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 PATIENT = {"firstName": "Maria", "lastName": "Notfound", "dateOfBirth": "1980-02-29"}
 
 
-@pytest.fixture(autouse=True)
-def fast_hashing(settings):
-    # engine_clients hashes two secrets; the default PBKDF2 costs over a second per test.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def worker_env(**extra: str) -> dict[str, str]:
     """The environment of a worker process that shares this test run's database and broker."""
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", **extra}
