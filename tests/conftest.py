@@ -35,6 +35,7 @@ def _configure_test_broker() -> None:
         "data_folder_in": str(broker_dir),
         "data_folder_out": str(broker_dir),
         "store_processed": False,
+        "control_folder": str(broker_dir / "control"),
         "polling_interval": 0.05,
     }
 
