@@ -43,7 +43,9 @@ def form_for_request(request: HttpRequest, spec: FormSpec, partial_url: str) -> 
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def form_partial(request: HttpRequest, template_id: str, number: int, state_id: str) -> HttpResponse:
+def form_partial(
+    request: HttpRequest, template_id: str, number: int, state_id: str
+) -> HttpResponse:
     """A schema form re-rendered from what has been typed so far.
 
     htmx posts here when a field that controls a conditional changes, or when a row is added or
@@ -55,7 +57,7 @@ def form_partial(request: HttpRequest, template_id: str, number: int, state_id: 
     url = reverse("reviewqueue:form_partial", args=[template_id, number, state_id])
     form = form_for_request(request, spec, url)
     context = {"version": version, "spec": spec, "form": form}
-    if request.htmx:
+    if request.htmx:  # type: ignore[attr-defined]  # django-htmx's middleware sets it
         part = request.POST.get(PART)
         if part is not None and part in form.nodes:
             node = form.nodes[part]

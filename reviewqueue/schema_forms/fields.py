@@ -7,11 +7,12 @@ value back into what the widget shows, so that an answer round-trips exactly.
 from __future__ import annotations
 
 import json
+import math
 import re
 import uuid
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 from urllib.parse import urlsplit
 
 from django import forms
@@ -58,7 +59,7 @@ class TextField(forms.CharField):
     """Text kept as typed (no stripping, so values round-trip), line breaks as `\\n`."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(strip=False, empty_value=EMPTY, **kwargs)
+        super().__init__(strip=False, empty_value=EMPTY, **kwargs)  # type: ignore[arg-type]
 
     def to_python(self, value: Any) -> Any:
         value = super().to_python(value)
@@ -114,18 +115,18 @@ class FormattedField(TextField):
                 ):
                     return None
                 moment = _utc(text.replace(" ", "T"))
-                return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
+                return _rfc3339(moment) if moment else None
             case "time":
                 if not re.fullmatch(r"\d{2}:\d{2}(:\d{2})?(Z|z|[+-]\d{2}:\d{2})?", text):
                     return None
                 moment = _utc(f"2000-01-01T{text}")
-                return moment.strftime("%H:%M:%SZ") if moment else None
+                return _rfc3339(moment)[11:] if moment else None
             case "email":
                 return text if re.fullmatch(r"[^@\s]+@[^@\s]+", text) else None
             case "uri":
                 parts = urlsplit(text)
-                ok = parts.scheme and re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", parts.scheme)
-                return text if ok and not re.search(r"\s", text) else None
+                scheme_ok = re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", parts.scheme) is not None
+                return text if scheme_ok and not re.search(r"\s", text) else None
             case "uuid":
                 try:
                     uuid.UUID(text)
@@ -138,10 +139,15 @@ class FormattedField(TextField):
         if not isinstance(value, str):
             return super().display(value)
         if self.fmt == "date-time" and (moment := _utc(value)):
-            return moment.strftime("%Y-%m-%dT%H:%M:%S")
+            return _rfc3339(moment)[:-1]
         if self.fmt == "time" and (moment := _utc(f"2000-01-01T{value}")):
-            return moment.strftime("%H:%M:%S")
+            return _rfc3339(moment)[11:-1]
         return value
+
+
+def _rfc3339(moment: datetime) -> str:
+    """`2026-03-14T09:30:00Z`; isoformat, unlike strftime, always writes four-digit years."""
+    return moment.replace(microsecond=0, tzinfo=None).isoformat() + "Z"
 
 
 def _is_date(text: str) -> bool:
@@ -155,7 +161,7 @@ def _is_date(text: str) -> bool:
 class IntegerField(forms.Field):
     """A whole number, sent as a JSON integer."""
 
-    default_error_messages = {"invalid": "Enter a whole number, like 12."}
+    default_error_messages: ClassVar[dict[str, Any]] = {"invalid": "Enter a whole number, like 12."}
 
     def to_python(self, value: Any) -> Any:
         text = str(value).strip() if value is not None else ""
@@ -173,7 +179,7 @@ class NumberField(forms.Field):
     """A number: written without a decimal point it is sent as an integer, otherwise as a float,
     so `12` stays `12` and `12.5` stays `12.5`."""
 
-    default_error_messages = {"invalid": "Enter a number, like 12.50."}
+    default_error_messages: ClassVar[dict[str, Any]] = {"invalid": "Enter a number, like 12.50."}
 
     def to_python(self, value: Any) -> Any:
         text = str(value).strip() if value is not None else ""
@@ -187,6 +193,8 @@ class NumberField(forms.Field):
             raise ValidationError(self.error_messages["invalid"], code="invalid")
         if re.fullmatch(r"[+-]?\d+", text):
             return int(text)
+        if not math.isfinite(float(number)):  # 1e999 is a finite Decimal but no JSON number
+            raise ValidationError(self.error_messages["invalid"], code="invalid")
         return float(number)
 
     def display(self, value: Any) -> Any:
@@ -200,8 +208,16 @@ class CheckboxField(forms.BooleanField):
         return value is True
 
 
+CHOICE_MESSAGES: Final[dict[str, Any]] = {
+    "invalid_choice": "Choose one of the options.",
+    "invalid_list": "Choose one or more of the options.",
+}
+
+
 class YesNoField(forms.ChoiceField):
     """An optional boolean: Yes, No, or not answered, so false and "no answer" stay apart."""
+
+    default_error_messages = CHOICE_MESSAGES
 
     def __init__(self, *, required: bool, **kwargs: Any) -> None:
         choices = [("true", "Yes"), ("false", "No")]
@@ -236,6 +252,8 @@ class Choices:
 
 
 class ChoiceField(forms.ChoiceField):
+    default_error_messages = CHOICE_MESSAGES
+
     def __init__(self, *, choices: Choices, blank: str | None, **kwargs: Any) -> None:
         self.options = choices
         pairs = choices.pairs()
@@ -252,12 +270,16 @@ class ChoiceField(forms.ChoiceField):
 class MultiChoiceField(forms.MultipleChoiceField):
     """An array of enum values: a set of checkboxes (or a multi-select), in option order."""
 
-    def __init__(self, *, choices: Choices, **kwargs: Any) -> None:
+    default_error_messages = CHOICE_MESSAGES
+
+    def __init__(self, *, choices: Choices, empty: Any, **kwargs: Any) -> None:
         self.options = choices
+        self.empty = empty  # [] for a list that must be sent, EMPTY for an optional one
         super().__init__(choices=choices.pairs(), **kwargs)
 
     def clean(self, value: Any) -> Any:
-        return [self.options.decode(v) for v in super().clean(value)]
+        chosen = [self.options.decode(v) for v in super().clean(value)]
+        return chosen or self.empty
 
     def display(self, value: Any) -> Any:
         return [self.options.encode(v) for v in value] if isinstance(value, list) else []
@@ -266,10 +288,12 @@ class MultiChoiceField(forms.MultipleChoiceField):
 class JsonField(forms.CharField):
     """The fallback for what a form cannot render: JSON typed by hand, validated the same way."""
 
-    default_error_messages = {"invalid": 'Enter valid JSON, like {"key": "value"} or "text".'}
+    default_error_messages: ClassVar[dict[str, Any]] = {
+        "invalid": 'Enter valid JSON, like {"key": "value"} or "text".'
+    }
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(strip=True, empty_value=EMPTY, **kwargs)
+        super().__init__(strip=True, empty_value=EMPTY, **kwargs)  # type: ignore[arg-type]
 
     def to_python(self, value: Any) -> Any:
         value = super().to_python(value)

@@ -115,7 +115,7 @@ class SchemaForm(forms.Form):
             if not errors:
                 continue
             target = self[name].id_for_label if name in self.fields else node.dom_id
-            summary += [(target, node.label, str(message)) for message in errors]
+            summary += [(target, self._long_label(name), str(message)) for message in errors]
         return summary
 
     def clean(self) -> dict[str, Any]:
@@ -139,6 +139,16 @@ class SchemaForm(forms.Form):
         if not self._errors:
             self.answer = answer
         return cleaned
+
+    def _long_label(self, name: str) -> str:
+        """`Items 2 › Code`: a field's label with its groups', unambiguous out of context."""
+        parts = name.split(".")
+        labels = []
+        for end in range(1, len(parts) + 1):
+            node = self.nodes.get(".".join(parts[:end]))
+            if node is not None and not isinstance(node, ArrayNode):
+                labels.append(node.label)
+        return " › ".join(labels)
 
     def _label_for(self, name: str) -> str:
         node = self.nodes.get(name)

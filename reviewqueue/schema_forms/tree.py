@@ -204,8 +204,8 @@ class _Effective:
 
     def of(self, schema: Mapping[str, Any], value: Any) -> dict[str, Any]:
         value = value if isinstance(value, dict) else {}
-        name = discriminator_of(schema)
-        skip = CONDITIONAL_KEYS | ({"oneOf"} if name is not None else set())
+        tag = discriminator_of(schema)
+        skip = CONDITIONAL_KEYS | ({"oneOf"} if tag is not None else set())
         out: dict[str, Any] = {k: v for k, v in schema.items() if k not in skip}
 
         def add(part: Any) -> None:
@@ -225,26 +225,24 @@ class _Effective:
         for name, part in schema.get("dependentSchemas", {}).items():
             if name in value:
                 add(part)
-        if name is not None:
+        if tag is not None:
             variants = schema["oneOf"]
             options = []
             for variant in variants:
-                const = variant["properties"][name]["const"]
-                title = variant.get("title") or variant["properties"][name].get("title")
+                const = variant["properties"][tag]["const"]
+                title = variant.get("title") or variant["properties"][tag].get("title")
                 options.append({"const": const, "title": title or str(const)})
-            _merge(out, {"properties": {name: {"oneOf": options}}})
-            if all(name in v.get("required", []) for v in variants):
-                _merge(out, {"required": [name]})
+            _merge(out, {"properties": {tag: {"oneOf": options}}})
+            if all(tag in v.get("required", []) for v in variants):
+                _merge(out, {"required": [tag]})
             chosen = [
-                v
-                for v in variants
-                if name in value and v["properties"][name]["const"] == value[name]
+                v for v in variants if tag in value and v["properties"][tag]["const"] == value[tag]
             ]
             if chosen:
                 variant = {
                     **chosen[0],
                     "properties": {
-                        k: v for k, v in chosen[0].get("properties", {}).items() if k != name
+                        k: v for k, v in chosen[0].get("properties", {}).items() if k != tag
                     },
                 }
                 add(variant)
@@ -365,7 +363,7 @@ class _Builder:
         schema = schema if isinstance(schema, Mapping) else {}
         label = str(schema.get("title") or label)
         help_text = " ".join(str(t) for t in (ui.get("help"), schema.get("description")) if t)
-        common = {
+        common: dict[str, Any] = {
             "name": name,
             "key": key,
             "label": label,
@@ -518,7 +516,9 @@ class _Builder:
                     if widget_hint == "select"
                     else forms.CheckboxSelectMultiple
                 )
-                django_field = MultiChoiceField(choices=choices, required=False, widget=multi)
+                django_field = MultiChoiceField(
+                    choices=choices, required=False, widget=multi, empty=[] if present else EMPTY
+                )
             case "boolean" if (present or (chain and "default" in schema)) or schema.get(
                 "const"
             ) is True:
@@ -584,7 +584,9 @@ class _Builder:
         node.initial = initial
         if initial is not EMPTY:
             display = getattr(django_field, "display", None)
-            self.form.initial[node.name] = display(initial) if display else initial
+            blank = initial is None and not isinstance(django_field, JsonField)
+            shown = "" if blank else display(initial) if display else initial
+            self.form.initial[node.name] = shown
         if self.focus == node.name:
             node.autofocus = True
         return node

@@ -26,7 +26,8 @@ class _FormParser(HTMLParser):
                 return
             if kind in ("checkbox", "radio"):
                 if "checked" in attrs:
-                    self.pairs.append((name, attrs.get("value") or "on"))
+                    value = attrs.get("value")
+                    self.pairs.append((name, "on" if value is None else value))
             else:
                 self.pairs.append((name, attrs.get("value") or ""))
         elif tag == "select" and name and not disabled:
