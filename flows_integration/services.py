@@ -311,10 +311,13 @@ def event_process(event_id: int) -> Refreshed | None:
     if event is None or event.processed_at is not None:
         return None
     hint = event.state_id if event.status == RunStatus.PENDING else ""
+    asked_at = timezone.now()
     result = run_refresh(event.flow_run_id, hint_state_id=hint)
-    WebhookEvent.objects.filter(pk=event_id, processed_at__isnull=True).update(
-        processed_at=timezone.now()
-    )
+    # One Get Run answers every event of this run that had arrived before it was asked: their
+    # own tasks then find nothing to do instead of asking again.
+    WebhookEvent.objects.filter(
+        flow_run_id=event.flow_run_id, processed_at__isnull=True, received_at__lte=asked_at
+    ).update(processed_at=timezone.now())
     return result
 
 

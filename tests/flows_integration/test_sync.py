@@ -13,7 +13,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from flows_integration import client, services
-from flows_integration.models import ApiHealth, FlowRun, SyncPass, TemplateVersion
+from flows_integration.models import ApiHealth, FlowRun, SyncPass, TemplateVersion, WebhookEvent
 from tests.documents import SIGN_OFF
 from tests.flows_integration import faulty_server
 
@@ -271,3 +271,27 @@ def test_manage_sync_runs_reports_its_pass(flows_api, celery_worker):
     call_command("sync_runs", stdout=out)
     assert out.getvalue().startswith("checked 1, changed 1, failed 0")
     assert FlowRun.objects.get().status == "PENDING"
+
+
+def test_one_refresh_answers_every_event_of_the_run_received_before_it(flows_api, celery_worker):
+    run = services.run_create(template_id="coverage-check", input_data=COVERAGE_INPUT, version=1)
+    run_id = str(run.flow_run_id)
+    wait_until_engine(flows_api, run_id, "PENDING")
+    # Stored directly, not through event_receive: the worker must not race this test for them.
+    events = [
+        WebhookEvent.objects.create(
+            svix_id=f"msg_{i}",
+            event_type="flow.updated",
+            flow_run_id=run_id,
+            status=status,
+            payload={"event": "flow.updated", "flowRunId": run_id, "status": status},
+        )
+        for i, status in enumerate(["IN_PROGRESS", "IN_PROGRESS", "PENDING"])
+    ]
+    assert services.event_process(events[0].pk) is not None
+    assert all(
+        processed for processed in WebhookEvent.objects.values_list("processed_at", flat=True)
+    )
+    # The other events' own tasks have nothing left to ask.
+    assert services.event_process(events[1].pk) is None
+    assert services.event_process(events[2].pk) is None
