@@ -7,6 +7,7 @@ SIGKILL if they linger) and drops the database. Everything listens on 127.0.0.1.
 """
 
 import contextlib
+import fcntl
 import os
 import shutil
 import signal
@@ -36,6 +37,7 @@ DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/flowdesk_bench"
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/14"
 STOP_TIMEOUT = 15.0
 READY_TIMEOUT = 60.0
+LOCK_TIMEOUT = 900.0
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,17 @@ def provision(name: str, ctx: Context, config: WorldConfig | None = None) -> Ite
     database_url = os.environ.get("BENCH_DATABASE_URL") or DEFAULT_DATABASE_URL
     broker_url = os.environ.get("BENCH_BROKER_URL") or DEFAULT_BROKER_URL
     _refuse_shared(database_url, broker_url)
+    with (
+        _exclusive(database_url, broker_url),
+        _world(name, ctx, config, database_url, broker_url) as world,
+    ):
+        yield world
+
+
+@contextmanager
+def _world(
+    name: str, ctx: Context, config: WorldConfig, database_url: str, broker_url: str
+) -> Iterator[World]:
     port = _free_port()
     base_url = f"http://127.0.0.1:{port}"
     log_dir = Path(tempfile.mkdtemp(prefix=f"flowdesk-bench-{name}-"))
@@ -134,6 +147,9 @@ def provision(name: str, ctx: Context, config: WorldConfig | None = None) -> Ite
         # Measure the code, not Django's debug bookkeeping (DEBUG keeps every query in memory).
         "DEBUG": "false",
         "LOG_LEVEL": "WARNING",
+        "FLOWS_ENGINE_ENABLED": "true",
+        # The simulated products answer at once: measure the engine, not a configured sleep.
+        "FLOWS_ENGINE_PRODUCT_LATENCY_MS": "0",
         "FLOWS_API_URL": f"{base_url}/flows-api",
         "PYTHONUNBUFFERED": "1",
         **config.env,
@@ -178,6 +194,37 @@ def provision(name: str, ctx: Context, config: WorldConfig | None = None) -> Ite
 
 
 # --- Database and broker ---------------------------------------------------------------------
+
+
+@contextmanager
+def _exclusive(database_url: str, broker_url: str) -> Iterator[None]:
+    """Hold a lock per database and per broker for the world's lifetime.
+
+    Two benchmark runs on one machine with the same URLs would drop each other's database and
+    flush each other's queue; the second one waits (bounded) instead, which also keeps it from
+    loading the first one's measurement.
+    """
+    keys = sorted({urlsplit(database_url).netloc + urlsplit(database_url).path, broker_url})
+    with contextlib.ExitStack() as stack:
+        for key in keys:
+            safe = "".join(c if c.isalnum() else "-" for c in key)
+            handle = stack.enter_context(
+                open(Path(tempfile.gettempdir()) / f"flowdesk-bench-{safe}.lock", "w")
+            )
+            deadline = time.monotonic() + LOCK_TIMEOUT
+            told = False
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise BenchError(f"{key} stayed in use by another benchmark run") from None
+                    if not told:
+                        print(f"   waiting for another benchmark run using {key}", flush=True)
+                        told = True
+                    time.sleep(1)
+        yield  # the locks go with the files when the stack closes
 
 
 def _refuse_shared(database_url: str, broker_url: str) -> None:

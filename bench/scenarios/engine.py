@@ -13,8 +13,10 @@
 (a) runs in two variants each round. "Engine alone": the webhook endpoints are switched off, so
 the worker only executes Runs. "With webhook loop", as under ``make run``: every transition also
 writes a webhook message that the worker delivers to Flowdesk's receiver on the same gunicorn,
-whose task then calls Get Run to refresh the mirror. (c) runs with the loop on. The broker is
-drained between phases so that one phase's tail (deliveries, refreshes) does not load the next.
+whose task then calls Get Run to refresh the mirror; this variant also reports runs/s until
+Flowdesk's mirror shows every Run ``PENDING``. CPU per Run is counted until the broker is quiet,
+so it includes the loop's tail. (c) runs with the loop on. The broker is drained between phases
+so that one phase's tail does not load the next.
 """
 
 import itertools
@@ -68,6 +70,7 @@ class Series:
     """What the rounds of one variant of (a) add up to."""
 
     rates: list[float] = field(default_factory=list)
+    mirror_rates: list[float] = field(default_factory=list)
     create_rates: list[float] = field(default_factory=list)
     per_run_ms: list[float] = field(default_factory=list)
     cpu_s: dict[str, float] = field(default_factory=dict)
@@ -75,6 +78,8 @@ class Series:
 
     def add(self, batch: "RunBatch", cpu_s: dict[str, float]) -> None:
         self.rates.append(batch.runs_per_s)
+        if batch.mirror_per_s is not None:
+            self.mirror_rates.append(batch.mirror_per_s)
         self.create_rates.append(batch.creates_per_s)
         self.per_run_ms.extend(batch.create_to_pending)
         self.runs += len(batch.run_ids)
@@ -90,9 +95,9 @@ def engine(ctx: Context) -> Outcome:
     sizes = QUICK if ctx.quick else FULL
     warnings: list[str] = []
 
-    def settled(world: World, before: str) -> None:
+    def settled(world: World, when: str) -> None:
         if not settle(world, timeout=sizes.phase_timeout):
-            warnings.append(f"the worker was still busy before {before}")
+            warnings.append(f"the worker was still busy {when}")
 
     with provision("engine", ctx) as world:
         token = _token(world)
@@ -103,22 +108,24 @@ def engine(ctx: Context) -> Outcome:
         series = {name: Series() for name in VARIANTS}
         pending: list[str] = []
         for round_ in range(sizes.rounds):
-            settled(world, "a baseline round")
+            settled(world, "before a baseline round")
             noop_rates.append(_noop_throughput(world, sizes.noop_tasks, sizes.phase_timeout))
             # Alternate the variants' order, so a machine getting busier favours neither.
             order = list(VARIANTS.items())
             for name, (_label, webhooks) in order if round_ % 2 == 0 else order[::-1]:
                 _webhooks_active(world, webhooks)
-                settled(world, f"an engine round ({name})")
+                settled(world, f"before an engine round ({name})")
                 before = meter.sample()
-                batch = _runs_throughput(world, token, sizes)
+                batch = _runs_throughput(world, token, sizes, mirror=webhooks)
+                # CPU until the broker is quiet: all the work a Run caused, the loop's tail too.
+                settled(world, f"{sizes.phase_timeout:.0f} s after an engine round ({name})")
                 series[name].add(batch, CpuMeter.spent(before, meter.sample()))
                 pending.extend(batch.run_ids)
 
-        settled(world, "the latency phase")
+        settled(world, "before the latency phase")
         latency = _latencies(world, token, pending, sizes)
         rss = world.rss()
-        settled(world, "teardown (resuming the updated Runs)")
+        settled(world, "at teardown (resuming the updated Runs)")
         commands = world.commands()
         loop = _loop_counts(world)
 
@@ -132,37 +139,7 @@ def engine(ctx: Context) -> Outcome:
         )
     ]
     for name, (label, _webhooks) in VARIANTS.items():
-        suffix = "" if name == "alone" else f"_{name}"
-        runs = series[name]
-        metrics += [
-            Metric(
-                f"runs_per_s{suffix}",
-                f"Create Run -> PENDING, {label}",
-                median(runs.rates),
-                "runs/s",
-                baseline="noop_per_s",
-                rounds=runs.rates,
-            ),
-            Metric(
-                f"creates_per_s{suffix}",
-                f"  Create Run answers, {label}",
-                median(runs.create_rates),
-                "runs/s",
-                rounds=runs.create_rates,
-            ),
-            Metric(
-                f"run_p50_ms{suffix}",
-                f"  one Run to PENDING p50, {label}",
-                percentile(runs.per_run_ms, 50),
-                "ms",
-            ),
-            Metric(
-                f"run_p95_ms{suffix}",
-                f"  one Run to PENDING p95, {label}",
-                percentile(runs.per_run_ms, 95),
-                "ms",
-            ),
-        ]
+        metrics += _variant_metrics(name, label, series[name])
     for kind, label in (("ping", "GET /ping"), ("get", "Get Run"), ("update", "Update Run")):
         for q in (50, 95):
             metrics.append(
@@ -195,6 +172,53 @@ def engine(ctx: Context) -> Outcome:
     )
 
 
+def _variant_metrics(name: str, label: str, runs: Series) -> list[Metric]:
+    suffix = "" if name == "alone" else f"_{name}"
+    metrics = [
+        Metric(
+            f"runs_per_s{suffix}",
+            f"Create Run -> PENDING, {label}",
+            median(runs.rates),
+            "runs/s",
+            baseline="noop_per_s",
+            rounds=runs.rates,
+        )
+    ]
+    if runs.mirror_rates:
+        metrics.append(
+            Metric(
+                "mirror_per_s",
+                "Create Run -> PENDING in Flowdesk's mirror",
+                median(runs.mirror_rates),
+                "runs/s",
+                baseline="noop_per_s",
+                rounds=runs.mirror_rates,
+            )
+        )
+    return [
+        *metrics,
+        Metric(
+            f"creates_per_s{suffix}",
+            f"  Create Run answers, {label}",
+            median(runs.create_rates),
+            "runs/s",
+            rounds=runs.create_rates,
+        ),
+        Metric(
+            f"run_p50_ms{suffix}",
+            f"  one Run to PENDING p50, {label}",
+            percentile(runs.per_run_ms, 50),
+            "ms",
+        ),
+        Metric(
+            f"run_p95_ms{suffix}",
+            f"  one Run to PENDING p95, {label}",
+            percentile(runs.per_run_ms, 95),
+            "ms",
+        ),
+    ]
+
+
 # --- Phases ----------------------------------------------------------------------------------
 
 
@@ -222,7 +246,7 @@ def _warm_up(world: World, token: str, sizes: Sizes) -> None:
         phase_timeout=sizes.phase_timeout,
     )
     _noop_throughput(world, warm.noop_tasks, warm.phase_timeout)
-    _runs_throughput(world, token, warm)
+    _runs_throughput(world, token, warm, mirror=True)
 
 
 def _webhooks_active(world: World, active: bool) -> None:
@@ -250,11 +274,12 @@ def _noop_throughput(world: World, count: int, timeout: float) -> float:
 class RunBatch:
     run_ids: list[str]
     runs_per_s: float
+    mirror_per_s: float | None  # until Flowdesk's mirror shows every Run PENDING too
     creates_per_s: float
     create_to_pending: list[float]  # ms, per Run, by the engine's own timestamps
 
 
-def _runs_throughput(world: World, token: str, sizes: Sizes) -> RunBatch:
+def _runs_throughput(world: World, token: str, sizes: Sizes, *, mirror: bool) -> RunBatch:
     deadline = time.monotonic() + sizes.phase_timeout
     shares = [
         sizes.runs // sizes.clients + (i < sizes.runs % sizes.clients) for i in range(sizes.clients)
@@ -301,6 +326,23 @@ def _runs_throughput(world: World, token: str, sizes: Sizes) -> RunBatch:
             what=f"{len(run_ids)} Runs to reach PENDING",
             alive=world.check_alive,
         )
+        mirrored = None
+        if mirror:
+
+            def all_mirrored() -> bool:
+                row = conn.execute(
+                    "SELECT count(*) FROM flows_integration_flowrun"
+                    " WHERE flow_run_id = ANY(%s::uuid[]) AND status = 'PENDING'",
+                    (run_ids,),
+                ).fetchone()
+                return row is not None and row[0] == len(run_ids)
+
+            mirrored = wait_until(
+                all_mirrored,
+                timeout=max(1.0, deadline - time.monotonic()),
+                what=f"Flowdesk's mirror to show {len(run_ids)} Runs PENDING",
+                alive=world.check_alive,
+            )
         per_run = [
             float(ms)
             for (ms,) in conn.execute(
@@ -312,6 +354,7 @@ def _runs_throughput(world: World, token: str, sizes: Sizes) -> RunBatch:
     return RunBatch(
         run_ids=run_ids,
         runs_per_s=len(run_ids) / (done - started),
+        mirror_per_s=None if mirrored is None else len(run_ids) / (mirrored - started),
         creates_per_s=len(run_ids) / (created - started),
         create_to_pending=per_run,
     )
