@@ -395,20 +395,9 @@ class FlowsClient:
         params: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         """Send with the current token; on 401/403 renew it once and send once more."""
-        token = self._current_token()
-        response = self._send(
-            method,
-            path,
-            operation,
-            payload=payload,
-            params=params,
-            idempotent=idempotent,
-            token=token,
-        )
-        if response.status_code in (401, 403):
-            logger.info("flows %s -> %d: renewing the token once", operation, response.status_code)
-            token = self._renewed_token(token)
-            response = self._send(
+
+        def send(token: str) -> httpx.Response:
+            return self._send(
                 method,
                 path,
                 operation,
@@ -417,6 +406,12 @@ class FlowsClient:
                 idempotent=idempotent,
                 token=token,
             )
+
+        token = self._current_token()
+        response = send(token)
+        if response.status_code in (401, 403):
+            logger.info("flows %s -> %d: renewing the token once", operation, response.status_code)
+            response = send(self._renewed_token(token))
         return response
 
     def _send(

@@ -11,3 +11,16 @@ states:
     input: {type: object, properties: {approved: {type: boolean}}}
     end: true
 """
+
+# One callback state named `wait`: a Run starts paused there and ends with its input.
+WAIT_FIRST = """
+metadata: {name: Wait first}
+input: {type: object}
+startsAt: wait
+states:
+  wait:
+    type: callback
+    title: Wait
+    input: {type: object, properties: {ok: {type: boolean}}}
+    end: true
+"""

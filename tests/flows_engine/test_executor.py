@@ -26,6 +26,7 @@ from flows_engine.models import (
     TemplateVersion,
     WebhookMessage,
 )
+from tests.documents import WAIT_FIRST
 
 PATIENT = {"firstName": "Maria", "lastName": "Smith", "dateOfBirth": "1980-02-29"}
 
@@ -55,20 +56,6 @@ states:
   stop:
     type: callback
     title: Stop
-    input: {type: object, properties: {ok: {type: boolean}}}
-    end: true
-"""
-
-
-# The smallest template: one callback state that ends the Run.
-CALLBACK_FIRST = """
-metadata: {name: Wait first}
-input: {type: object}
-startsAt: wait
-states:
-  wait:
-    type: callback
-    title: Wait
     input: {type: object, properties: {ok: {type: boolean}}}
     end: true
 """
@@ -203,7 +190,7 @@ def test_a_callback_state_with_end_completes_the_run(sandbox, endpoint, demo_tem
 
 
 def test_a_run_starting_at_a_callback_goes_straight_to_pending(sandbox, endpoint):
-    services.version_publish(template_id="wait-first", source=CALLBACK_FIRST)
+    services.version_publish(template_id="wait-first", source=WAIT_FIRST)
     run = advance(start(sandbox, "wait-first", {}))
     assert (run.status, run.state_id) == (RunStatus.PENDING, "wait")
     assert history(run) == [("PENDING", "wait")]
@@ -481,7 +468,7 @@ def test_a_callback_timeout_applies_the_timeout_input_once(
 
 def test_publishing_numbers_versions_from_one(db):
     numbers = [
-        services.version_publish(template_id="wait-first", source=CALLBACK_FIRST).number
+        services.version_publish(template_id="wait-first", source=WAIT_FIRST).number
         for _ in range(3)
     ]
     assert numbers == [1, 2, 3]
@@ -492,14 +479,14 @@ def test_publishing_numbers_versions_from_one(db):
 @pytest.mark.parametrize(
     "source",
     [
-        CALLBACK_FIRST.replace("startsAt: wait", "startsAt: nowhere"),
-        CALLBACK_FIRST.replace("end: true", "next: gone"),
-        CALLBACK_FIRST.replace("type: callback", "type: request"),
+        WAIT_FIRST.replace("startsAt: wait", "startsAt: nowhere"),
+        WAIT_FIRST.replace("end: true", "next: gone"),
+        WAIT_FIRST.replace("type: callback", "type: request"),
         "metadata: [not, a, mapping",
     ],
 )
 def test_an_invalid_template_writes_nothing(db, source):
-    services.version_publish(template_id="wait-first", source=CALLBACK_FIRST)
+    services.version_publish(template_id="wait-first", source=WAIT_FIRST)
 
     for template_id in ("wait-first", "brand-new"):
         with pytest.raises(flowspec.TemplateInvalid):

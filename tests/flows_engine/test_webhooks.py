@@ -32,21 +32,11 @@ from flows_engine.models import (
     WebhookAttempt,
     WebhookMessage,
 )
+from tests.documents import WAIT_FIRST
 
 PATIENT = {"firstName": "Maria", "lastName": "Notfound", "dateOfBirth": "1980-02-29"}
 
 # One callback state: a Run of it sends exactly one webhook (CREATED -> PENDING at `wait`).
-WAIT_FIRST = """
-metadata: {name: Wait first}
-input: {type: object}
-startsAt: wait
-states:
-  wait:
-    type: callback
-    title: Wait
-    input: {type: object, properties: {ok: {type: boolean}}}
-    end: true
-"""
 
 SANDBOX_SECRET = "whsec_" + base64.b64encode(b"sandbox-endpoint-secret-0123").decode()
 PRODUCTION_SECRET = "whsec_" + base64.b64encode(b"production-endpoint-secret-45").decode()
