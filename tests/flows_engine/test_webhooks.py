@@ -92,7 +92,7 @@ class Receiver:
             return [d for d in self.deliveries if d.msg_id == msg_id]
 
     def wait_for(
-        self, done: Callable[[list[Delivery]], bool], timeout: float = 15
+        self, done: Callable[[list[Delivery]], bool], timeout: float = 45
     ) -> list[Delivery]:
         deadline = time.monotonic() + timeout
         with self._changed:
