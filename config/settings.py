@@ -39,6 +39,13 @@ FLOWS_WEBHOOK_EVENT_TYPES = env_list(
 FLOWS_SYNC_CONCURRENCY = env_int("FLOWS_SYNC_CONCURRENCY", 4)
 FLOWS_SYNC_SECONDS = env_float("FLOWS_SYNC_SECONDS", 60.0)
 
+# The review queue: claims are leases; a submission is retried with back-off, then needs attention.
+REVIEW_LEASE_MINUTES = env_int("REVIEW_LEASE_MINUTES", 30)
+REVIEW_SUBMIT_ATTEMPTS = env_int("REVIEW_SUBMIT_ATTEMPTS", 8)
+REVIEW_SUBMIT_BACKOFF = env_float("REVIEW_SUBMIT_BACKOFF", 2.0)
+REVIEW_SUBMIT_BACKOFF_MAX = env_float("REVIEW_SUBMIT_BACKOFF_MAX", 300.0)
+REVIEW_REFRESH_SECONDS = env_int("REVIEW_REFRESH_SECONDS", 15)
+
 # The engine's knobs. Scale < 1 compresses the Svix retry schedule for tests and demos.
 FLOWS_ENGINE_WEBHOOK_RETRY_SCALE = env_float("FLOWS_ENGINE_WEBHOOK_RETRY_SCALE", 1.0)
 FLOWS_ENGINE_WEBHOOK_TIMEOUT = env_float("FLOWS_ENGINE_WEBHOOK_TIMEOUT", 15.0)
@@ -92,6 +99,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "config.middleware.session_limits",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -107,6 +115,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "reviewqueue.context_processors.flows_health",
             ],
         },
     },
@@ -141,9 +150,11 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
-# Sessions end after 30 idle minutes (renewed on each request) and 12 hours at most.
-SESSION_COOKIE_AGE = 30 * 60
-SESSION_SAVE_EVERY_REQUEST = True
+# Sessions end after 30 idle minutes and 12 hours at most (config/middleware.py): the cookie
+# lives for the maximum, and background polling does not count as activity.
+SESSION_IDLE_SECONDS = env_int("SESSION_IDLE_SECONDS", 30 * 60)
+SESSION_MAX_SECONDS = env_int("SESSION_MAX_SECONDS", 12 * 60 * 60)
+SESSION_COOKIE_AGE = SESSION_MAX_SECONDS
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = PRODUCTION
 CSRF_COOKIE_SECURE = PRODUCTION
@@ -211,6 +222,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": FLOWS_SYNC_SECONDS,
     },
     "flows-inbox-sweep": {"task": "flows_integration.tasks.sweep_inbox", "schedule": 30.0},
+    "review-expire-leases": {"task": "reviewqueue.tasks.expire_leases", "schedule": 60.0},
+    "review-outbox-sweep": {"task": "reviewqueue.tasks.sweep_outbox", "schedule": 30.0},
 }
 if FLOWS_ENGINE_ENABLED:
     CELERY_BEAT_SCHEDULE["engine-sweep"] = {

@@ -161,6 +161,9 @@ class SyncPass(models.Model):
     runs_changed = models.PositiveIntegerField(default=0)
     runs_failed = models.PositiveIntegerField(default=0)
     throttled = models.BooleanField(default=False)
+    skipped = models.BooleanField(
+        default=False, help_text="Not run: another pass held the lease (it outlasted the period)."
+    )
     duration_ms = models.PositiveIntegerField(default=0)
 
     class Meta:
@@ -169,3 +172,19 @@ class SyncPass(models.Model):
 
     def __str__(self) -> str:
         return f"sync {self.started_at:%Y-%m-%d %H:%M:%S}"
+
+
+class SyncLease(models.Model):
+    """Who may run a periodic job now, and until when: one row per job.
+
+    Taken with a conditional ``UPDATE`` that must touch this one row (see
+    ``services.lease_acquire``), so that two beat ticks, or a tick and ``manage.py sync_runs``,
+    never run reconcile passes that overlap; a holder that dies frees it by letting it expire.
+    """
+
+    name = models.CharField(max_length=50, primary_key=True)
+    holder = models.CharField(max_length=32, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.holder or 'free'}"

@@ -9,8 +9,9 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -27,6 +28,7 @@ from flows_integration.models import (
     FlowRun,
     FlowTemplate,
     RunStatus,
+    SyncLease,
     SyncPass,
     TemplateVersion,
     WebhookEvent,
@@ -38,6 +40,10 @@ logger = logging.getLogger(__name__)
 # An unprocessed inbox row older than this is re-enqueued by the sweeper (a broker outage).
 INBOX_GRACE = timedelta(seconds=30)
 RECONCILE_CHUNK = 500
+RECONCILE_LEASE = "reconcile"
+# Longer than one chunk takes (its Get Runs and writes): the lease is renewed between chunks,
+# so a pass of any length keeps it, and one whose process died frees it within this time.
+RECONCILE_LEASE_TTL = timedelta(minutes=5)
 
 
 # --- Templates -------------------------------------------------------------------------------
@@ -193,28 +199,182 @@ def mirror_apply(info: "flows_client.RunInfo", *, hint_state_id: str = "") -> Re
         run, created = FlowRun.objects.select_for_update().get_or_create(
             flow_run_id=info.flow_run_id, defaults={"status": info.status}
         )
-        # A stale answer (from a slower, earlier Get Run) must not roll a run back.
-        if _is_older(info, run) or (run.is_terminal and not created):
-            return Refreshed(run, created)
         old_status, old_state = ("" if created else run.status), run.state_id
-        values = _mirror_values(info, run, version, hint_state_id)
-        changed_fields = [name for name, value in values.items() if getattr(run, name) != value]
-        if not changed_fields and not created:
+        fields = _mirror_update(run, info, version or run.version, hint_state_id, created=created)
+        if not fields:
             return Refreshed(run, False)
-        for name in changed_fields:
-            setattr(run, name, values[name])
-        run.synced_at = timezone.now()
-        run.sync_error = ""
-        run.save()
-        if (old_status, old_state) != (run.status, run.state_id):
-            run_status_changed.send(
-                sender=FlowRun,
-                run=run,
-                old_status=old_status,
-                new_status=run.status,
-                state_id=run.state_id,
-            )
+        run.save(update_fields=fields)
+        _announce(run, old_status, old_state)
     return Refreshed(run, True)
+
+
+def mirror_apply_many(
+    answers: Sequence["flows_client.RunInfo"], *, versions: "VersionCache"
+) -> list[FlowRun]:
+    """Upsert the mirrors of many runs from Get Run answers, set-wise; the runs that changed.
+
+    The rules of ``mirror_apply`` (``_mirror_update``) with a fixed number of statements: a read
+    without locks finds the rows that look changed (a quiet chunk stops there, having locked and
+    written nothing); then, in one transaction, one ``SELECT ... FOR UPDATE`` locks them, the
+    comparison is made again under the lock, one ``bulk_update`` per set of changed fields and
+    one ``bulk_create`` of missing rows write them, and ``run_status_changed`` is sent for every
+    run whose status or state moved.
+    """
+    by_id = {uuid.UUID(str(info.flow_run_id)): info for info in answers}
+    # Importing a version not stored yet is an HTTP call: made before any lock is taken.
+    answered = {run_id: versions.of_answer(info) for run_id, info in by_id.items()}
+    suspects = _mirror_suspects(by_id, answered, versions)
+    if not suspects:
+        return []
+    to_update: dict[tuple[str, ...], list[FlowRun]] = {}
+    to_create: list[FlowRun] = []
+    moved: list[tuple[FlowRun, str, str]] = []
+    applied_alone: list[FlowRun] = []
+    with transaction.atomic():
+        # Locked in pk order: two transactions locking overlapping sets (two passes' chunks)
+        # then wait for each other instead of deadlocking.
+        locked = FlowRun.objects.select_for_update().filter(flow_run_id__in=suspects).order_by("pk")
+        stored = {run.flow_run_id: run for run in locked}
+        for run_id in suspects:
+            run = stored.get(run_id)
+            created = run is None
+            if run is None:
+                run = FlowRun(flow_run_id=run_id, status=by_id[run_id].status)
+            old_status, old_state = ("" if created else run.status), run.state_id
+            version = answered[run_id] or versions.by_pk(run.version_id)
+            fields = _mirror_update(run, by_id[run_id], version, "", created=created)
+            if fields:
+                target = to_create if created else to_update.setdefault(tuple(fields), [])
+                target.append(run)
+                moved.append((run, old_status, old_state))
+        for names, runs in to_update.items():
+            FlowRun.objects.bulk_update(runs, names)
+        if to_create and not _runs_insert(to_create):
+            # A webhook's refresh inserted one of them since the SELECT (rare): mirror_apply's
+            # get_or_create settles that race run by run, and announces what it changed.
+            raced = {run.flow_run_id for run in to_create}
+            moved = [entry for entry in moved if entry[0].flow_run_id not in raced]
+            results = [mirror_apply(by_id[run_id]) for run_id in raced]
+            applied_alone = [result.run for result in results if result.changed]
+        for run, old_status, old_state in moved:
+            _announce(run, old_status, old_state)
+    return [run for run, _, _ in moved] + applied_alone
+
+
+def _mirror_suspects(
+    by_id: dict[uuid.UUID, "flows_client.RunInfo"],
+    answered: dict[uuid.UUID, TemplateVersion | None],
+    versions: "VersionCache",
+) -> list[uuid.UUID]:
+    """The runs whose rows look changed (or are missing), read without a lock.
+
+    Only these are locked and compared again: locking every row of a quiet pass would dirty
+    each one's page for nothing. A row that changes after this read was changed by a refresh
+    with an answer at least as fresh as ours, which it is then right to leave alone.
+    """
+    stored = FlowRun.objects.filter(flow_run_id__in=list(by_id)).defer("input_data")
+    seen = {run.flow_run_id: run for run in stored}
+    suspects = []
+    for run_id, info in by_id.items():
+        run = seen.get(run_id)
+        if run is None:
+            suspects.append(run_id)
+            continue
+        version = answered[run_id] or versions.by_pk(run.version_id)
+        # On this unlocked copy, only to see whether anything would be written.
+        if _mirror_update(run, info, version, "", created=False):
+            suspects.append(run_id)
+    return suspects
+
+
+def _runs_insert(runs: list[FlowRun]) -> bool:
+    """Insert new mirror rows; False, having inserted none, when one of them exists already."""
+    try:
+        with transaction.atomic():  # a savepoint: the IntegrityError must not end the chunk
+            FlowRun.objects.bulk_create(runs)
+    except IntegrityError:
+        return False
+    return True
+
+
+def _mirror_update(
+    run: FlowRun,
+    info: "flows_client.RunInfo",
+    version: TemplateVersion | None,
+    hint_state_id: str,
+    *,
+    created: bool,
+) -> list[str]:
+    """Apply a Get Run answer to a mirror row in memory: the fields to write, [] for none.
+
+    The one comparison behind ``mirror_apply`` and ``mirror_apply_many``. ``version`` is the
+    answer's version, else the run's own. ``synced_at`` moves only with a change, so a pass that
+    finds nothing new writes nothing, and reconcile visits the least recently changed first.
+    """
+    # A stale answer (from a slower, earlier Get Run) must not roll a run back.
+    if _is_older(info, run) or (run.is_terminal and not created):
+        return []
+    values = _mirror_values(info, run, version, hint_state_id)
+    fields = [name for name, value in values.items() if getattr(run, name) != value]
+    if not fields and not created:
+        return []
+    for name in fields:
+        setattr(run, name, values[name])
+    run.synced_at = timezone.now()
+    fields.append("synced_at")
+    if run.sync_error:
+        run.sync_error = ""
+        fields.append("sync_error")
+    return fields
+
+
+def _announce(run: FlowRun, old_status: str, old_state: str) -> None:
+    """Send ``run_status_changed`` when the status or the waiting state moved (inside the
+    transaction that wrote it, so a receiver's writes commit or roll back with the change)."""
+    if (old_status, old_state) != (run.status, run.state_id):
+        run_status_changed.send(
+            sender=FlowRun,
+            run=run,
+            old_status=old_status,
+            new_status=run.status,
+            state_id=run.state_id,
+        )
+
+
+class VersionCache:
+    """The stored template versions, read in one query for a whole reconcile pass.
+
+    Keyed on ``(template_id, number)`` for Get Run's answers and on the pk for the runs'
+    own; a version the server names that is not stored yet is imported once, on first sight.
+    """
+
+    def __init__(self) -> None:
+        self._by_key: dict[tuple[str, int], TemplateVersion | None] = {}
+        self._by_pk: dict[int, TemplateVersion] = {}
+        for version in TemplateVersion.objects.select_related("template").defer("source"):
+            self._add((version.template.template_id, version.number), version)
+
+    def _add(self, key: tuple[str, int], version: TemplateVersion | None) -> None:
+        self._by_key[key] = version
+        if version is not None:
+            self._by_pk[version.pk] = version
+
+    def of_answer(self, info: "flows_client.RunInfo") -> TemplateVersion | None:
+        if info.template_id is None or info.version is None:
+            return None
+        key = (info.template_id, info.version)
+        if key not in self._by_key:
+            self._add(key, _version_of(info))
+        return self._by_key[key]
+
+    def by_pk(self, pk: int | None) -> TemplateVersion | None:
+        if pk is None:
+            return None
+        if pk not in self._by_pk:
+            # Stored after the pass began (imported by a webhook's refresh meanwhile).
+            version = TemplateVersion.objects.select_related("template").get(pk=pk)
+            self._add((version.template.template_id, version.number), version)
+        return self._by_pk[pk]
 
 
 def _version_of(info: "flows_client.RunInfo") -> TemplateVersion | None:
@@ -241,7 +401,7 @@ def _mirror_values(
     version: TemplateVersion | None,
     hint_state_id: str,
 ) -> dict[str, Any]:
-    version = version or run.version
+    # Foreign keys by id: comparing ``run.version`` would load the related row to compare it.
     values: dict[str, Any] = {
         "status": info.status,
         "output": info.output,
@@ -250,8 +410,8 @@ def _mirror_values(
         "remote_updated_at": info.updated_at or run.remote_updated_at,
     }
     if version is not None:
-        values["version"] = version
-        values["template"] = version.template
+        values["version_id"] = version.pk
+        values["template_id"] = version.template_id
     state_id, unresolved = _waiting_state(info, version, hint_state_id)
     values["state_id"] = state_id if state_id is not None else run.state_id
     values["state_unresolved"] = unresolved
@@ -340,6 +500,65 @@ def _enqueue_event(event_id: int) -> None:
     tasks.process_event.apply_async(args=(event_id,), retry=False)
 
 
+# --- Leases ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Lease:
+    """A lease this process holds (see ``SyncLease``)."""
+
+    name: str
+    holder: str
+    ttl: timedelta
+    renewed_at: float  # time.monotonic()
+
+    def keep(self) -> bool:
+        """Renew the lease once a fifth of its time has passed. False when it was lost: it
+        expired (the holder stalled) and another holder took it."""
+        if time.monotonic() - self.renewed_at < self.ttl.total_seconds() / 5:
+            return True
+        self.renewed_at = time.monotonic()
+        renewed = SyncLease.objects.filter(name=self.name, holder=self.holder).update(
+            expires_at=timezone.now() + self.ttl
+        )
+        return renewed == 1
+
+
+def lease_acquire(*, name: str, ttl: timedelta) -> Lease | None:
+    """Take the lease ``name`` when it is free or expired; None when another holder has it.
+
+    A conditional UPDATE that must touch the one row: of two takers at once, PostgreSQL makes
+    the second wait for the first's commit and re-check the condition, SQLite runs them one
+    after the other, so exactly one wins on either.
+    """
+    SyncLease.objects.get_or_create(name=name)
+    now = timezone.now()
+    holder = uuid.uuid4().hex
+    taken = (
+        SyncLease.objects.filter(name=name)
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__lte=now))
+        .update(holder=holder, expires_at=now + ttl)
+    )
+    return Lease(name, holder, ttl, time.monotonic()) if taken == 1 else None
+
+
+def lease_release(lease: Lease) -> None:
+    SyncLease.objects.filter(name=lease.name, holder=lease.holder).update(
+        holder="", expires_at=None
+    )
+
+
+@contextmanager
+def lease_hold(*, name: str, ttl: timedelta) -> Iterator[Lease | None]:
+    """Hold the lease for the block (None: another holder has it), released on the way out."""
+    lease = lease_acquire(name=name, ttl=ttl)
+    try:
+        yield lease
+    finally:
+        if lease is not None:
+            lease_release(lease)
+
+
 # --- Reconcile -------------------------------------------------------------------------------
 
 
@@ -347,11 +566,28 @@ def reconcile(*, concurrency: int | None = None, limit: int | None = None) -> Sy
     """Refresh every non-terminal run, least recently changed first, with bounded concurrency.
 
     Runs whose webhooks were all lost show up within one pass. Stops early (``throttled``) when
-    the server answers 429 even after the client's own back-off, to try again next period.
+    the server answers 429 even after the client's own back-off, to try again next period. A
+    pass that finds another one still running (it outlasted the beat period) does nothing and
+    is recorded as ``skipped``. Each chunk of answers is written set-wise
+    (``mirror_apply_many``), with the template versions read once for the whole pass.
     """
     concurrency = concurrency or settings.FLOWS_SYNC_CONCURRENCY
     started = time.monotonic()
     sync_pass = SyncPass(started_at=timezone.now())
+    with lease_hold(name=RECONCILE_LEASE, ttl=RECONCILE_LEASE_TTL) as lease:
+        if lease is None:
+            sync_pass.skipped = True
+        else:
+            _reconcile_runs(sync_pass, lease, concurrency=concurrency, limit=limit)
+    sync_pass.finished_at = timezone.now()
+    sync_pass.duration_ms = int((time.monotonic() - started) * 1000)
+    sync_pass.save()
+    return sync_pass
+
+
+def _reconcile_runs(
+    sync_pass: SyncPass, lease: "Lease", *, concurrency: int, limit: int | None
+) -> None:
     candidates = (
         FlowRun.objects.exclude(status__in=[RunStatus.COMPLETE, RunStatus.ERROR])
         .order_by(F("synced_at").asc(nulls_first=True), "pk")
@@ -361,28 +597,25 @@ def reconcile(*, concurrency: int | None = None, limit: int | None = None) -> Sy
         candidates = candidates[:limit]
     # Ids first (10,000 UUIDs are small): no cursor stays open while rows are being written.
     run_ids = list(candidates)
+    versions = VersionCache()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         for chunk in _chunks(run_ids, RECONCILE_CHUNK):
-            answers = list(pool.map(_get_run_or_error, chunk))
-            mirrors = FlowRun.objects.filter(flow_run_id__in=chunk).only(*COMPARED_FIELDS)
-            by_id = {run.flow_run_id: run for run in mirrors}
-            for run_id, answer in zip(chunk, answers, strict=True):
+            answers = []
+            for answer in pool.map(_get_run_or_error, chunk):
                 sync_pass.runs_checked += 1
                 if isinstance(answer, flows_client.FlowsError):
                     sync_pass.runs_failed += 1
                     sync_pass.throttled = sync_pass.throttled or answer.status == 429
-                    continue
-                mirror = by_id.get(run_id)
-                if (mirror is None or _differs(mirror, answer)) and mirror_apply(answer).changed:
-                    sync_pass.runs_changed += 1
+                else:
+                    answers.append(answer)
+            sync_pass.runs_changed += len(mirror_apply_many(answers, versions=versions))
             if sync_pass.throttled:
+                break
+            if not lease.keep():
+                logger.warning("reconcile stopped: its lease expired and was taken over")
                 break
     if sync_pass.runs_checked and sync_pass.runs_failed < sync_pass.runs_checked:
         health_record_success()
-    sync_pass.finished_at = timezone.now()
-    sync_pass.duration_ms = int((time.monotonic() - started) * 1000)
-    sync_pass.save()
-    return sync_pass
 
 
 def _get_run_or_error(flow_run_id: Any) -> "flows_client.RunInfo | flows_client.FlowsError":
@@ -390,20 +623,6 @@ def _get_run_or_error(flow_run_id: Any) -> "flows_client.RunInfo | flows_client.
         return flows_client.get_run(str(flow_run_id))
     except flows_client.FlowsError as exc:
         return exc
-
-
-COMPARED_FIELDS = ("flow_run_id", "status", "state_id", "output", "errors", "remote_updated_at")
-
-
-def _differs(run: FlowRun, info: "flows_client.RunInfo") -> bool:
-    """A cheap check without a lock; ``mirror_apply`` decides for real under the lock."""
-    return (
-        run.status != info.status
-        or (info.state_id is not None and run.state_id != info.state_id)
-        or run.output != info.output
-        or run.errors != _errors_of(info)
-        or (info.updated_at is not None and run.remote_updated_at != info.updated_at)
-    )
 
 
 def _errors_of(info: "flows_client.RunInfo") -> list[dict]:

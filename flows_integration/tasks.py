@@ -31,6 +31,7 @@ def reconcile() -> dict[str, int]:
         "checked": sync_pass.runs_checked,
         "changed": sync_pass.runs_changed,
         "failed": sync_pass.runs_failed,
+        "skipped": int(sync_pass.skipped),
     }
 
 

@@ -1,27 +1,746 @@
-"""State changes of the review queue."""
+"""State changes of the review queue: items open and close with the Run's pauses, staff claim,
+draft, note and submit, and the outbox delivers submissions with Update Run.
 
+Every change checks its source state against the maps in ``models.py``, writes the status with
+its timestamp, appends an audit event, and defers side effects with ``transaction.on_commit``.
+Races are settled by the database: conditional UPDATEs that must touch one row, unique
+constraints, and ``select_for_update(skip_locked=True)`` for "get next".
+"""
+
+import logging
+import random
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import partial
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+import flowspec
+from flows_integration import client as flows_client
+from flows_integration.models import FlowRun, RunStatus
+from flows_integration.services import health_record_failure, health_record_success
+from reviewqueue import roles
+from reviewqueue.models import (
+    ACTIVE_STATUSES,
+    ITEM_TRANSITIONS,
+    SUBMISSION_TRANSITIONS,
+    WORKABLE_STATUSES,
+    AuditEvent,
+    Draft,
+    ItemStatus,
+    Note,
+    Queue,
+    ReviewItem,
+    Route,
+    Submission,
+    SubmissionStatus,
+)
+from reviewqueue.selectors import items_visible_to
+
+logger = logging.getLogger(__name__)
+
+
+class ReviewError(Exception):
+    """An action that the item's current state does not allow; the message is for the user."""
+
+
+class NotYourClaim(ReviewError):
+    pass
+
+
+class RunMovedOn(ReviewError):
+    """The Run is no longer PENDING at the item's state: input is refused and kept as a draft."""
+
+
+# --- Audit -----------------------------------------------------------------------------------
+
+
+def audit_record(
+    *,
+    action: str,
+    actor: Any = None,
+    item: ReviewItem | None = None,
+    flow_run_id: Any = None,
+    ip: str | None = None,
+    **detail: Any,
+) -> AuditEvent:
+    """Append one audit event. ``detail`` takes ids, statuses and field names, never values."""
+    if item is not None and flow_run_id is None:
+        flow_run_id = item.run_ref
+    return AuditEvent.objects.create(
+        action=action,
+        actor=actor if getattr(actor, "is_authenticated", False) else None,
+        item=item,
+        flow_run_id=flow_run_id,
+        ip=ip,
+        detail=detail,
+    )
+
+
+def _transition(item: ReviewItem, status: str) -> None:
+    if status not in ITEM_TRANSITIONS[item.status]:
+        raise ReviewError(f"This item is {item.get_status_display().lower()}.")
+    now = timezone.now()
+    item.status = status
+    item.status_changed_at = now
+    if status in ACTIVE_STATUSES:
+        item.closed_at = None
+    else:
+        item.closed_at = now
+    if status != ItemStatus.CLAIMED:
+        item.lease_until = None
+        if status in (ItemStatus.OPEN, ItemStatus.SUPERSEDED, ItemStatus.RESUMED):
+            item.claimed_by = None
+
+
+def _submission_transition(submission: Submission, status: str) -> None:
+    if status not in SUBMISSION_TRANSITIONS[submission.status]:
+        raise ReviewError(f"This submission is {submission.get_status_display().lower()}.")
+    submission.status = status
+    if status != SubmissionStatus.PENDING:
+        submission.finished_at = timezone.now()
+        submission.locked_until = None
+
+
+# --- Opening and closing with the Run's pauses -----------------------------------------------
+
+
+def route_for(run: FlowRun, state_id: str) -> tuple[Queue, int]:
+    """The queue and priority for a pause: the state's route, else the template's, else the
+    default queue."""
+    routes = Route.objects.filter(template_id=run.template_id, state_id__in=[state_id, ""])
+    route = min(routes.select_related("queue"), key=lambda r: r.state_id == "", default=None)
+    if route is None:
+        return default_queue(), 0
+    return route.queue, _priority(route, run)
+
+
+def default_queue() -> Queue:
+    """Made by a migration; made again here if a test database was flushed since."""
+    return Queue.objects.get_or_create(
+        is_default=True, defaults={"name": "Unrouted", "description": "Items that no route names."}
+    )[0]
+
+
+def _priority(route: Route, run: FlowRun) -> int:
+    if route.priority_path:
+        try:
+            value = flowspec.resolve_path(route.priority_path, {"input": run.input_data})
+        except flowspec.PathError:
+            value = None
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return int(value)
+    return route.priority
+
+
+def patient_name(input_data: Mapping[str, Any]) -> str:
+    """The patient's name where the Run's input has one (``patient.firstName``/``lastName`` or
+    ``patient.name``), for searching the queue."""
+    patient = input_data.get("patient") if isinstance(input_data, Mapping) else None
+    if not isinstance(patient, Mapping):
+        return ""
+    if isinstance(patient.get("name"), str):
+        return patient["name"][:200]
+    parts = [patient.get("firstName"), patient.get("lastName")]
+    return " ".join(p for p in parts if isinstance(p, str))[:200]
+
+
+def item_open(*, run: FlowRun, state_id: str) -> ReviewItem | None:
+    """Open the item for a Run's new pause (the Run entered PENDING at ``state_id``).
+
+    Idempotent: a second signal for the same pause finds the active item and does nothing.
+    A Run whose version or state is unknown is left to the mirror's flag, not guessed.
+    """
+    version = run.version
+    if version is None or not state_id:
+        logger.warning("run %s is PENDING at an unknown version or state", run.pk)
+        return None
+    if version.callback_state(state_id) is None:
+        logger.warning("run %s is PENDING at %r, not a callback state", run.pk, state_id)
+        return None
+    active = ReviewItem.objects.filter(run=run, status__in=ACTIVE_STATUSES).first()
+    if active is not None:
+        if active.state_id == state_id and active.status != ItemStatus.DELIVERED:
+            return None  # the same pause, announced twice
+        # The Run moved from one pause to the next without us seeing it leave.
+        item_close(run=run, new_status=RunStatus.PENDING)
+        if active.status == ItemStatus.SENDING:
+            return None  # its delivery task settles it, then opens this pause
+    queue, priority = route_for(run, state_id)
+    now = timezone.now()
+    last_episode = run.review_items.order_by("-episode").values_list("episode", flat=True).first()
+    try:
+        with transaction.atomic():
+            item = ReviewItem.objects.create(
+                run=run,
+                episode=(last_episode or 0) + 1,
+                queue=queue,
+                version_id=run.version_id,
+                state_id=state_id,
+                priority=priority,
+                opened_at=now,
+                status_changed_at=now,
+                due_at=now + queue.sla,
+                patient_name=patient_name(run.input_data),
+                run_ref=str(run.flow_run_id),
+            )
+    except IntegrityError:
+        # Two signals for the same pause at the same moment: the other one opened it.
+        return None
+    audit_record(action="item.opened", item=item, queue=queue.pk, state=state_id)
+    return item
+
+
+def item_close(*, run: FlowRun, new_status: str) -> ReviewItem | None:
+    """The Run left its pause. An item we delivered for is resumed; one still sending is left to
+    its delivery task, which asks Get Run; anything else was superseded, its input kept."""
+    item = (
+        ReviewItem.objects.select_for_update()
+        .filter(run=run, status__in=ACTIVE_STATUSES)
+        .exclude(status=ItemStatus.SENDING)
+        .first()
+    )
+    if item is None:
+        _nudge_sending(run)
+        return None
+    if item.status == ItemStatus.DELIVERED:
+        _transition(item, ItemStatus.RESUMED)
+        action = "item.resumed"
+    else:
+        _transition(item, ItemStatus.SUPERSEDED)
+        action = "item.superseded"
+        _failed_input_to_draft(item)
+    item.save()
+    audit_record(action=action, item=item, run_status=new_status)
+    return item
+
+
+def _open_current_pause(run: FlowRun) -> None:
+    """A pause that arrived while an item was still sending gets its item once that settles."""
+    if (
+        run.status == RunStatus.PENDING
+        and not run.review_items.filter(status__in=ACTIVE_STATUSES).exists()
+    ):
+        item_open(run=run, state_id=run.state_id)
+
+
+def _nudge_sending(run: FlowRun) -> None:
+    for submission_id in Submission.objects.filter(
+        item__run=run, item__status=ItemStatus.SENDING, status=SubmissionStatus.PENDING
+    ).values_list("pk", flat=True):
+        transaction.on_commit(partial(_enqueue_delivery, submission_id), robust=True)
+
+
+def _failed_input_to_draft(item: ReviewItem) -> None:
+    """Input that never reached the Run stays with its author: the draft saved at submit is
+    deleted only once a submission is delivered."""
+    failed = item.submissions.filter(status=SubmissionStatus.FAILED).first()
+    if failed is not None:
+        _submission_transition(failed, SubmissionStatus.REFUSED)
+        failed.save()
+
+
+def on_run_status_changed(
+    *, run: FlowRun, old_status: str, new_status: str, state_id: str, **_: Any
+) -> None:
+    """``run_status_changed`` receiver: sent inside the mirror's transaction, so an item opens
+    or closes atomically with the mirror row it follows."""
+    if new_status == RunStatus.PENDING:
+        item_open(run=run, state_id=state_id)
+    elif old_status == RunStatus.PENDING:
+        item_close(run=run, new_status=new_status)
+
+
+# --- Claims ----------------------------------------------------------------------------------
+
+
+def lease_length() -> timedelta:
+    return timedelta(minutes=settings.REVIEW_LEASE_MINUTES)
+
+
+def item_claim(*, item: ReviewItem, user: Any, ip: str | None = None) -> ReviewItem:
+    """Claim an open item (or renew one's own claim). One conditional UPDATE settles a race:
+    of N people claiming at once exactly one row update succeeds."""
+    now = timezone.now()
+    taken = (
+        ReviewItem.objects.filter(pk=item.pk)
+        .filter(
+            Q(status=ItemStatus.OPEN)
+            | Q(status=ItemStatus.CLAIMED, claimed_by=user)
+            | Q(status=ItemStatus.CLAIMED, lease_until__lt=now)
+        )
+        .update(
+            status=ItemStatus.CLAIMED,
+            claimed_by=user,
+            lease_until=now + lease_length(),
+            status_changed_at=now,
+        )
+    )
+    item.refresh_from_db()
+    if not taken:
+        if item.status == ItemStatus.CLAIMED and item.claimed_by is not None:
+            raise ReviewError(f"{_name(item.claimed_by)} is working on this item.")
+        raise ReviewError(f"This item is {item.get_status_display().lower()}.")
+    audit_record(action="item.claimed", actor=user, item=item, ip=ip)
+    return item
+
+
+def item_get_next(*, user: Any, ip: str | None = None) -> ReviewItem | None:
+    """Claim the most urgent open item that ``user`` may take, atomically.
+
+    ``skip_locked`` lets concurrent callers pass over rows another transaction is claiming, so
+    eight people pressing "get next" at once get eight different items without waiting.
+    """
+    now = timezone.now()
+    mine = items_visible_to(user).filter(status=ItemStatus.OPEN).values("pk")
+    with transaction.atomic():
+        item = (
+            ReviewItem.objects.select_for_update(skip_locked=True)
+            .filter(pk__in=mine, status=ItemStatus.OPEN)
+            .order_by("-priority", "due_at", "pk")
+            .first()
+        )
+        if item is None:
+            return None
+        _transition(item, ItemStatus.CLAIMED)
+        item.claimed_by = user
+        item.lease_until = now + lease_length()
+        item.save(update_fields=["status", "status_changed_at", "claimed_by", "lease_until"])
+        audit_record(action="item.claimed", actor=user, item=item, ip=ip, via="get_next")
+    return item
+
+
+def item_release(*, item: ReviewItem, user: Any, ip: str | None = None) -> ReviewItem:
+    """Give a claimed item back to the queue (its holder, or a supervisor)."""
+    released = ReviewItem.objects.filter(pk=item.pk, status=ItemStatus.CLAIMED)
+    if not roles.is_supervisor(user):
+        released = released.filter(claimed_by=user)
+    holder = item.claimed_by_id
+    count = released.update(
+        status=ItemStatus.OPEN, claimed_by=None, lease_until=None, status_changed_at=timezone.now()
+    )
+    item.refresh_from_db()
+    if not count:
+        raise NotYourClaim("Only the person holding this item can release it.")
+    audit_record(action="item.released", actor=user, item=item, ip=ip, holder=holder)
+    return item
+
+
+def item_reassign(*, item: ReviewItem, to: Any, by: Any, ip: str | None = None) -> ReviewItem:
+    """A supervisor hands a workable item to someone (who must be able to see its queue)."""
+    if not roles.is_supervisor(by):
+        raise ReviewError("Only a supervisor can reassign items.")
+    if not items_visible_to(to).filter(pk=item.pk).exists():
+        raise ReviewError(f"{_name(to)} does not work in the {item.queue} queue.")
+    now = timezone.now()
+    count = ReviewItem.objects.filter(pk=item.pk, status__in=WORKABLE_STATUSES).update(
+        status=ItemStatus.CLAIMED,
+        claimed_by=to,
+        lease_until=now + lease_length(),
+        status_changed_at=now,
+    )
+    item.refresh_from_db()
+    if not count:
+        raise ReviewError(f"This item is {item.get_status_display().lower()}.")
+    audit_record(action="item.reassigned", actor=by, item=item, ip=ip, to=to.pk)
+    return item
+
+
+def lease_renew(*, item: ReviewItem, user: Any) -> bool:
+    """Extend the holder's live lease while they work; False when it is not theirs any more."""
+    now = timezone.now()
+    return bool(
+        ReviewItem.objects.filter(
+            pk=item.pk, status=ItemStatus.CLAIMED, claimed_by=user, lease_until__gt=now
+        ).update(lease_until=now + lease_length())
+    )
+
+
+def leases_expire() -> int:
+    """Return items whose lease ran out to the queue, one audit event each."""
+    expired = 0
+    stale = ReviewItem.objects.filter(status=ItemStatus.CLAIMED, lease_until__lt=timezone.now())
+    for item_id, holder in stale.values_list("pk", "claimed_by")[:1000]:
+        with transaction.atomic():
+            # Conditional: the holder may have renewed or submitted since the list was read.
+            count = ReviewItem.objects.filter(
+                pk=item_id, status=ItemStatus.CLAIMED, lease_until__lt=timezone.now()
+            ).update(
+                status=ItemStatus.OPEN,
+                claimed_by=None,
+                lease_until=None,
+                status_changed_at=timezone.now(),
+            )
+            if count:
+                item = ReviewItem.objects.get(pk=item_id)
+                audit_record(action="item.lease_expired", item=item, holder=holder)
+                expired += 1
+    return expired
+
+
+def _name(user: Any) -> str:
+    return user.get_full_name() or user.get_username()
+
+
+# --- Drafts and notes ------------------------------------------------------------------------
+
+
+def draft_save(*, item: ReviewItem, user: Any, data: Mapping[str, list[str]]) -> Draft:
+    """Keep what the holder has typed (values as typed) and renew their lease."""
+    if not item.lease_held_by(user):
+        raise NotYourClaim("Claim this item to save a draft.")
+    draft = draft_keep(item=item, user=user, data=data)
+    lease_renew(item=item, user=user)
+    return draft
+
+
+def draft_keep(*, item: ReviewItem, user: Any, data: Mapping[str, list[str]]) -> Draft:
+    """Store ``user``'s input for ``item`` whatever the claim: input is never thrown away."""
+    fields = {k: list(v) for k, v in data.items() if k != "csrfmiddlewaretoken"}
+    draft, _ = Draft.objects.update_or_create(
+        item=item, user=user, defaults={"data": fields, "saved_at": timezone.now()}
+    )
+    return draft
+
+
+def draft_for(*, item: ReviewItem, user: Any) -> Draft | None:
+    return Draft.objects.filter(item=item, user=user).first()
+
+
+def note_add(*, item: ReviewItem, user: Any, body: str, ip: str | None = None) -> Note:
+    body = body.strip()
+    if not body:
+        raise ReviewError("Write something first.")
+    note = Note.objects.create(item=item, author=user, body=body)
+    audit_record(action="note.added", actor=user, item=item, ip=ip, note=note.pk)
+    return note
+
+
+# --- Submitting and delivering ---------------------------------------------------------------
+
+
+def submission_create(
+    *,
+    item: ReviewItem,
+    user: Any,
+    answer: dict[str, Any],
+    form_data: Mapping[str, list[str]],
+    ip: str | None = None,
+) -> Submission:
+    """Accept the holder's validated answer: the submission (the outbox row) and the item's move
+    to SENDING commit together; delivery starts on commit.
+
+    Refused, with the input kept as a draft, when the Run is no longer PENDING at the item's
+    state. A second submit (double click, another tab, a replay) finds the item already SENDING.
+    """
+    with transaction.atomic():
+        locked = ReviewItem.objects.select_for_update().select_related("run").get(pk=item.pk)
+        if locked.status == ItemStatus.SENDING:
+            raise ReviewError("This answer has already been submitted.")
+        if not locked.lease_held_by(user):
+            holder = locked.claimed_by
+            if locked.status == ItemStatus.CLAIMED and holder is not None and holder != user:
+                raise NotYourClaim(f"{_name(holder)} is working on this item.")
+            raise NotYourClaim("Your claim on this item has ended. Claim it again to submit.")
+        run = locked.run
+        if run.status != RunStatus.PENDING or run.state_id != locked.state_id:
+            raise RunMovedOn(
+                f"The Run is no longer waiting at this step ({run.get_status_display()}). "
+                "Your input is kept as a draft."
+            )
+        _transition(locked, ItemStatus.SENDING)
+        locked.save()
+        submission = Submission.objects.create(item=locked, submitted_by=user, input=answer)
+        draft_keep(item=locked, user=user, data=form_data)
+        audit_record(
+            action="item.submitted", actor=user, item=locked, ip=ip, submission=submission.pk
+        )
+        transaction.on_commit(lambda: _enqueue_delivery(submission.pk), robust=True)
+    item.refresh_from_db()
+    return submission
+
+
+def _enqueue_delivery(submission_id: int, countdown: float = 0) -> None:
+    from reviewqueue import tasks
+
+    # No publish retries: with the broker down the outbox sweep sends it later.
+    tasks.deliver_submission.apply_async(args=(submission_id,), countdown=countdown, retry=False)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    outcome: str  # "delivered", "rejected", "refused", "retry", "failed", "busy"
+    submission: Submission | None = None
+
+
+def submission_deliver(submission_id: int) -> Delivery:
+    """Send one submission with Update Run; safe to run twice (a task may).
+
+    The submission is held with a lease (``locked_until``) so two workers never send it at once.
+    ``maybe_sent`` is set before each call: when a call's outcome is unknown (timeout, lost
+    response, killed worker), the next attempt asks Get Run first: still PENDING at the item's
+    state means the input did not arrive (send again); anything else means it did.
+    """
+    now = timezone.now()
+    held = Submission.objects.filter(
+        Q(locked_until__isnull=True) | Q(locked_until__lt=now),
+        pk=submission_id,
+        status=SubmissionStatus.PENDING,
+    ).update(locked_until=now + timedelta(seconds=settings.FLOWS_READ_TIMEOUT * 3 + 30))
+    if not held:
+        return Delivery("busy")
+    submission = Submission.objects.select_related("item__run").get(pk=submission_id)
+    item = submission.item
+    run_id = str(item.run.flow_run_id)
+    try:
+        if submission.maybe_sent:
+            info = flows_client.get_run(run_id)
+            health_record_success()
+            if not (info.status == RunStatus.PENDING and info.state_id in (None, item.state_id)):
+                return _delivered(submission)
+            _set(submission, maybe_sent=False)
+        elif item.status != ItemStatus.SENDING:
+            # The Run left its pause before we sent anything (see ``item_close``).
+            return _refused(submission)
+        _set(submission, maybe_sent=True, attempts=submission.attempts + 1)
+        flows_client.update_run(run_id, submission.input)
+    except flows_client.FlowsError as exc:
+        return _delivery_failed(submission, exc)
+    health_record_success()
+    return _delivered(submission)
+
+
+def _set(submission: Submission, **values: Any) -> None:
+    for name, value in values.items():
+        setattr(submission, name, value)
+    Submission.objects.filter(pk=submission.pk).update(**values)
+
+
+def _delivered(submission: Submission) -> Delivery:
+    from flows_integration import tasks as integration_tasks
+
+    with transaction.atomic():
+        item = (
+            ReviewItem.objects.select_for_update().select_related("run").get(pk=submission.item_id)
+        )
+        _submission_transition(submission, SubmissionStatus.DELIVERED)
+        submission.maybe_sent = False
+        submission.last_error = ""
+        submission.save()
+        if item.status == ItemStatus.SENDING:
+            # The mirror may already show the Run past its pause (the webhook won the race).
+            run_moved = item.run.status != RunStatus.PENDING or item.run.state_id != item.state_id
+            _transition(item, ItemStatus.RESUMED if run_moved else ItemStatus.DELIVERED)
+            item.save()
+        Draft.objects.filter(item=item).delete()
+        audit_record(action="submission.delivered", item=item, submission=submission.pk)
+        _open_current_pause(item.run)
+        # Webhooks say the Run moved; asking now shows "Run resumed" without waiting for them.
+        flow_run_id = str(item.run.flow_run_id)
+        transaction.on_commit(
+            lambda: integration_tasks.refresh_run.apply_async(args=(flow_run_id,), retry=False),
+            robust=True,
+        )
+    return Delivery("delivered", submission)
+
+
+def _refused(submission: Submission) -> Delivery:
+    with transaction.atomic():
+        item = (
+            ReviewItem.objects.select_for_update().select_related("run").get(pk=submission.item_id)
+        )
+        _submission_transition(submission, SubmissionStatus.REFUSED)
+        submission.save()
+        if item.status in (ItemStatus.SENDING, ItemStatus.NEEDS_ATTENTION):
+            _transition(item, ItemStatus.SUPERSEDED)
+            item.save()
+        audit_record(action="submission.refused", item=item, submission=submission.pk)
+        _open_current_pause(item.run)
+    return Delivery("refused", submission)
+
+
+def _delivery_failed(submission: Submission, exc: flows_client.FlowsError) -> Delivery:
+    if exc.status == 400:
+        return _rejected(submission, exc)
+    if exc.status == 409:
+        # Our engine: the Run is not PENDING. Nothing of ours was applied by this call.
+        _set(submission, maybe_sent=False)
+        return _refused(submission)
+    if not exc.retryable or submission.attempts >= settings.REVIEW_SUBMIT_ATTEMPTS:
+        if exc.retryable:
+            health_record_failure(exc)
+        return _failed(submission, exc)
+    health_record_failure(exc)
+    delay = _backoff(submission.attempts)
+    _set(
+        submission,
+        maybe_sent=submission.maybe_sent and exc.outcome_unknown,
+        last_error=str(exc)[:500],
+        next_attempt_at=timezone.now() + timedelta(seconds=delay),
+        locked_until=None,
+    )
+    audit_record(
+        action="submission.retry",
+        item=submission.item,
+        submission=submission.pk,
+        attempt=submission.attempts,
+        error=exc.status,
+    )
+    transaction.on_commit(lambda: _enqueue_delivery(submission.pk, delay), robust=True)
+    return Delivery("retry", submission)
+
+
+def _backoff(attempt: int) -> float:
+    """Capped exponential back-off with full jitter, so a recovered API is not stampeded."""
+    ceiling = min(
+        settings.REVIEW_SUBMIT_BACKOFF_MAX, settings.REVIEW_SUBMIT_BACKOFF * 2 ** (attempt - 1)
+    )
+    return random.uniform(ceiling / 2, ceiling)
+
+
+def _rejected(submission: Submission, exc: flows_client.FlowsError) -> Delivery:
+    """A 400: the Run refused the input. The same reviewer gets the item back, claimed, with the
+    server's error on the field it names."""
+    with transaction.atomic():
+        item = ReviewItem.objects.select_for_update().get(pk=submission.item_id)
+        _submission_transition(submission, SubmissionStatus.REJECTED)
+        submission.maybe_sent = False
+        submission.last_error = str(exc)[:500]
+        submission.field_errors = [[exc.param or "", exc.message]]
+        submission.save()
+        if item.status == ItemStatus.SENDING:
+            _transition(item, ItemStatus.CLAIMED)
+            item.claimed_by = submission.submitted_by
+            item.lease_until = timezone.now() + lease_length()
+            item.save()
+        audit_record(
+            action="submission.rejected", item=item, submission=submission.pk, param=exc.param
+        )
+    return Delivery("rejected", submission)
+
+
+def _failed(submission: Submission, exc: flows_client.FlowsError) -> Delivery:
+    with transaction.atomic():
+        item = ReviewItem.objects.select_for_update().get(pk=submission.item_id)
+        _submission_transition(submission, SubmissionStatus.FAILED)
+        submission.last_error = str(exc)[:500]
+        submission.save()
+        if item.status == ItemStatus.SENDING:
+            _transition(item, ItemStatus.NEEDS_ATTENTION)
+            item.save()
+        audit_record(
+            action="submission.failed", item=item, submission=submission.pk, error=exc.status
+        )
+    return Delivery("failed", submission)
+
+
+def submission_retry(*, item: ReviewItem, user: Any, ip: str | None = None) -> Submission:
+    """A supervisor sends a failed submission again (the API is back)."""
+    if not roles.is_supervisor(user):
+        raise ReviewError("Only a supervisor can send this again.")
+    with transaction.atomic():
+        locked = ReviewItem.objects.select_for_update().get(pk=item.pk)
+        submission = locked.submissions.filter(status=SubmissionStatus.FAILED).first()
+        if locked.status != ItemStatus.NEEDS_ATTENTION or submission is None:
+            raise ReviewError("There is nothing to send again.")
+        _transition(locked, ItemStatus.SENDING)
+        locked.save()
+        _submission_transition(submission, SubmissionStatus.PENDING)
+        submission.attempts = 0
+        submission.finished_at = None
+        submission.next_attempt_at = timezone.now()
+        submission.save()
+        audit_record(action="submission.resent", actor=user, item=locked, ip=ip)
+        transaction.on_commit(lambda: _enqueue_delivery(submission.pk), robust=True)
+    item.refresh_from_db()
+    return submission
+
+
+def outbox_sweep() -> int:
+    """Re-send submissions whose time has come and that no worker holds (broker outage, a lost
+    task, a worker killed mid-call)."""
+    now = timezone.now()
+    due = list(
+        Submission.objects.filter(status=SubmissionStatus.PENDING, next_attempt_at__lte=now)
+        .filter(Q(locked_until__isnull=True) | Q(locked_until__lt=now))
+        .values_list("pk", flat=True)[:500]
+    )
+    for submission_id in due:
+        _enqueue_delivery(submission_id)
+    return len(due)
+
+
+# --- Demo content ----------------------------------------------------------------------------
 
 DEMO_PASSWORD = "flowdesk-demo"
-# (username, first name, is flow admin): the roles' groups arrive with the review queue itself.
-DEMO_USERS = [
-    ("alice", "Alice", False),
-    ("sam", "Sam", False),
-    ("ada", "Ada", True),
+# username, first name, role groups, team groups
+DEMO_USERS: list[tuple[str, str, tuple[str, ...], tuple[str, ...]]] = [
+    ("alice", "Alice", (roles.REVIEWER,), ("Clinical team", "Billing team")),
+    ("bob", "Bob", (roles.REVIEWER,), ("Clinical team",)),
+    ("sam", "Sam", (roles.SUPERVISOR,), ()),
+    ("ada", "Ada", (roles.FLOW_ADMIN,), ()),
+]
+# queue, teams, SLA, routes: (template id, state id, priority, priority path)
+DEMO_QUEUES: list[tuple[str, tuple[str, ...], timedelta, list[tuple[str, str, int, str]]]] = [
+    (
+        "Clinical review",
+        ("Clinical team",),
+        timedelta(hours=4),
+        [("prior-authorization", "", 50, "")],
+    ),
+    (
+        "Eligibility",
+        ("Clinical team", "Billing team"),
+        timedelta(hours=8),
+        [("coverage-check", "", 10, "")],
+    ),
+    ("Billing", ("Billing team",), timedelta(days=1), [("billing-write-off", "", 0, "")]),
 ]
 
 
 def demo_users_ensure() -> list[str]:
-    """Create the demo logins that ``make run`` prints (idempotent)."""
-    User = get_user_model()
+    """Create the demo logins that ``make run`` prints, with their roles and teams
+    (idempotent)."""
+    UserModel = get_user_model()
     created = []
-    for username, first_name, is_admin in DEMO_USERS:
-        user, was_created = User.objects.get_or_create(
+    for username, first_name, role_names, teams in DEMO_USERS:
+        user, was_created = UserModel.objects.get_or_create(
             username=username, defaults={"first_name": first_name}
         )
         if was_created:
             user.set_password(DEMO_PASSWORD)
-            user.is_staff = user.is_superuser = is_admin
+            user.is_staff = roles.FLOW_ADMIN in role_names
             user.save()
             created.append(username)
+        groups = [Group.objects.get_or_create(name=name)[0] for name in (*role_names, *teams)]
+        user.groups.add(*groups)
     return created
+
+
+def demo_queues_ensure(template_ids: Iterable[str]) -> list[Queue]:
+    """The demo queues and their routes, for the templates that are mirrored (idempotent)."""
+    from flows_integration.models import FlowTemplate
+
+    known = set(template_ids)
+    made = []
+    for name, teams, sla, routes in DEMO_QUEUES:
+        queue, _ = Queue.objects.get_or_create(name=name, defaults={"sla": sla})
+        queue.teams.add(*[Group.objects.get_or_create(name=team)[0] for team in teams])
+        for template_id, state_id, priority, path in routes:
+            if template_id not in known:
+                continue
+            template = FlowTemplate.objects.get(template_id=template_id)
+            Route.objects.get_or_create(
+                template=template,
+                state_id=state_id,
+                defaults={"queue": queue, "priority": priority, "priority_path": path},
+            )
+        made.append(queue)
+    return made

@@ -5,7 +5,19 @@ from reviewqueue import views
 app_name = "reviewqueue"
 
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", views.queue, name="queue"),
+    path("next/", views.get_next, name="get_next"),
+    path("items/<int:pk>/", views.item_detail, name="item"),
+    path("items/<int:pk>/claim/", views.item_claim, name="item_claim"),
+    path("items/<int:pk>/release/", views.item_release, name="item_release"),
+    path("items/<int:pk>/reassign/", views.item_reassign, name="item_reassign"),
+    path("items/<int:pk>/resend/", views.item_resend, name="item_resend"),
+    path("items/<int:pk>/lease/", views.item_lease, name="item_lease"),
+    path("items/<int:pk>/renew/", views.item_renew, name="item_renew"),
+    path("items/<int:pk>/draft/", views.item_draft, name="item_draft"),
+    path("items/<int:pk>/form/", views.item_form, name="item_form"),
+    path("items/<int:pk>/submit/", views.item_submit, name="item_submit"),
+    path("items/<int:pk>/notes/", views.item_note, name="item_note"),
     path(
         "forms/<slug:template_id>/<int:number>/<str:state_id>/",
         views.form_partial,

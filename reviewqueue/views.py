@@ -1,18 +1,398 @@
+"""Pages of the review queue: function views, htmx partials, plain forms without JavaScript.
+
+Every view that takes an item id loads it through ``_item_for_user``, so an item outside the
+user's queues is a 404, never a 403 that confirms it exists. A POST without htmx redirects; with
+htmx it re-renders the fragment it targets from fresh data.
+"""
+
+from datetime import timedelta
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_http_methods
-from django_htmx.http import retarget
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect, retarget
 
 from flows_integration.models import TemplateVersion
+from reviewqueue import roles, selectors, services
+from reviewqueue.models import ReviewItem, SubmissionStatus
 from reviewqueue.schema_forms import PART, FormSpec, SchemaForm, build_form
+
+# --- Helpers ---------------------------------------------------------------------------------
+
+
+def _ip(request: HttpRequest) -> str | None:
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def _htmx(request: HttpRequest) -> bool:
+    return bool(getattr(request, "htmx", False))
+
+
+def _item_for_user(request: HttpRequest, pk: int) -> ReviewItem:
+    """The item, if it is in one of the user's queues; 404 otherwise (guessing ids shows
+    nothing)."""
+    return get_object_or_404(
+        selectors.items_visible_to(request.user).select_related(
+            "run", "queue", "version__template", "claimed_by"
+        ),
+        pk=pk,
+    )
+
+
+# --- The queue -------------------------------------------------------------------------------
 
 
 @login_required
 @require_GET
-def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "reviewqueue/home.html")
+def queue(request: HttpRequest) -> HttpResponse:
+    """The items of my queues, filtered, searched, sorted and paged; htmx polls the rows."""
+    filters = selectors.QueueFilters.from_query(request.GET)
+    since = parse_datetime(request.GET.get("since", "")) or timezone.now()
+    page = selectors.queue_page(request.user, filters, since=since)
+    background = "X-Flowdesk-Background" in request.headers
+    if not background:
+        services.audit_record(
+            action="queue.viewed",
+            actor=request.user,
+            ip=_ip(request),
+            items=[item.pk for item in page.items],
+        )
+    context = {
+        "filters": filters,
+        "page": page,
+        "since": since,
+        "queues": selectors.queues_visible_to(request.user),
+        "templates": _template_choices(),
+        "statuses": selectors.STATUS_FILTERS,
+        "sorts": selectors.SORTS,
+        "assignees": selectors.ASSIGNEES,
+        "query": _query_without(request.GET, "page", "since"),
+        "is_supervisor": roles.is_supervisor(request.user),
+    }
+    if _htmx(request):
+        return render(request, "reviewqueue/queue.html#queue-rows", context)
+    return render(request, "reviewqueue/queue.html", context)
+
+
+def _template_choices() -> list[str]:
+    return list(
+        TemplateVersion.objects.values_list("template__template_id", flat=True)
+        .distinct()
+        .order_by("template__template_id")
+    )
+
+
+def _query_without(query: QueryDict, *names: str) -> str:
+    kept = query.copy()
+    for name in names:
+        kept.pop(name, None)
+    return kept.urlencode()
+
+
+@login_required
+@require_POST
+def get_next(request: HttpRequest) -> HttpResponse:
+    """Claim the most urgent item I may take and open it."""
+    item = services.item_get_next(user=request.user, ip=_ip(request))
+    if item is None:
+        messages.info(request, "Nothing left to take in your queues.")
+        target = reverse("reviewqueue:queue")
+    else:
+        target = reverse("reviewqueue:item", args=[item.pk])
+    return HttpResponseClientRedirect(target) if _htmx(request) else redirect(target)
+
+
+# --- One item --------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def item_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    item = _item_for_user(request, pk)
+    if "X-Flowdesk-Background" not in request.headers:
+        services.audit_record(action="item.viewed", actor=request.user, item=item, ip=_ip(request))
+    context = _item_context(request, item)
+    if _htmx(request):
+        return render(request, "reviewqueue/item.html#item-panel", context)
+    return render(request, "reviewqueue/item.html", context)
+
+
+def _item_context(
+    request: HttpRequest,
+    item: ReviewItem,
+    *,
+    form: SchemaForm | None = None,
+    error: str = "",
+) -> dict[str, Any]:
+    spec = FormSpec.for_state(item.version.document, item.state_id)
+    if spec is None:
+        raise Http404("The item's state has no form.")
+    mine = item.lease_held_by(request.user)
+    if form is None and mine:
+        form = _saved_form(request, item, spec)
+    supervisor = roles.is_supervisor(request.user)
+    return {
+        "item": item,
+        "run": item.run,
+        "spec": spec,
+        "form": form,
+        "mine": mine,
+        "error": error,
+        "is_supervisor": supervisor,
+        "sections": selectors.readable_sections(
+            item.version.document.get("input", {}), item.run.input_data
+        ),
+        "timeline": selectors.timeline(item),
+        "notes": item.notes.select_related("author"),
+        "submission": item.submissions.first(),
+        "draft": services.draft_for(item=item, user=request.user),
+        "reassign_to": _colleagues(item) if supervisor else [],
+        "now": timezone.now(),
+    }
+
+
+def _form_url(item: ReviewItem) -> str:
+    return reverse("reviewqueue:item_form", args=[item.pk])
+
+
+def _run_context(item: ReviewItem) -> dict[str, Any]:
+    return {"input": item.run.input_data, "states": {}}
+
+
+def _saved_form(request: HttpRequest, item: ReviewItem, spec: FormSpec) -> SchemaForm:
+    """The form as the reviewer left it: their draft, with the errors Flows reported on their
+    last submission, or a fresh form."""
+    draft = services.draft_for(item=item, user=request.user)
+    if draft is None:
+        form, _ = build_form(spec, None, partial_url=_form_url(item), context=_run_context(item))
+        return form
+    data = QueryDict(mutable=True)
+    for name, values in draft.data.items():
+        data.setlist(name, values)
+    form, _ = build_form(spec, data, partial_url=_form_url(item), context=_run_context(item))
+    rejected = item.submissions.filter(status=SubmissionStatus.REJECTED).first()
+    if rejected is not None and rejected.created_at >= draft.saved_at - _SAME_MOMENT:
+        form.is_valid()
+        for param, message in rejected.field_errors:
+            form.add_server_error(param, message)
+    else:
+        form.suppress_errors()
+    return form
+
+
+# A draft written in the same transaction as the submission it belongs to.
+_SAME_MOMENT = timedelta(seconds=1)
+
+
+def _colleagues(item: ReviewItem) -> list[Any]:
+    users = get_user_model().objects.filter(is_active=True, groups__queues=item.queue)
+    return list(users.distinct().order_by("username")[:100])
+
+
+def _item_response(
+    request: HttpRequest, item: ReviewItem, *, status: int = 200, **extra: Any
+) -> HttpResponse:
+    """After an action: htmx gets the item panel re-rendered from fresh data; a plain form post
+    is redirected to the item page (with the message flashed)."""
+    if _htmx(request):
+        item = _item_for_user(request, item.pk)
+        context = _item_context(request, item, **extra)
+        return render(request, "reviewqueue/item.html#item-panel", context, status=status)
+    if extra.get("error"):
+        messages.error(request, extra["error"])
+    return redirect("reviewqueue:item", pk=item.pk)
+
+
+@login_required
+@require_POST
+def item_claim(request: HttpRequest, pk: int) -> HttpResponse:
+    item = _item_for_user(request, pk)
+    try:
+        services.item_claim(item=item, user=request.user, ip=_ip(request))
+    except services.ReviewError as exc:
+        return _item_response(request, item, status=409, error=str(exc))
+    return _item_response(request, item)
+
+
+@login_required
+@require_POST
+def item_release(request: HttpRequest, pk: int) -> HttpResponse:
+    item = _item_for_user(request, pk)
+    try:
+        services.item_release(item=item, user=request.user, ip=_ip(request))
+    except services.ReviewError as exc:
+        return _item_response(request, item, status=409, error=str(exc))
+    return _item_response(request, item)
+
+
+@login_required
+@require_POST
+def item_reassign(request: HttpRequest, pk: int) -> HttpResponse:
+    item = _item_for_user(request, pk)
+    if not roles.is_supervisor(request.user):
+        raise Http404
+    to = get_user_model().objects.filter(pk=request.POST.get("to", "0") or 0).first()
+    if to is None:
+        return _item_response(request, item, status=400, error="Choose who takes this item.")
+    try:
+        services.item_reassign(item=item, to=to, by=request.user, ip=_ip(request))
+    except services.ReviewError as exc:
+        return _item_response(request, item, status=409, error=str(exc))
+    return _item_response(request, item)
+
+
+@login_required
+@require_POST
+def item_resend(request: HttpRequest, pk: int) -> HttpResponse:
+    item = _item_for_user(request, pk)
+    if not roles.is_supervisor(request.user):
+        raise Http404
+    try:
+        services.submission_retry(item=item, user=request.user, ip=_ip(request))
+    except services.ReviewError as exc:
+        return _item_response(request, item, status=409, error=str(exc))
+    return _item_response(request, item)
+
+
+@login_required
+@require_POST
+def item_renew(request: HttpRequest, pk: int) -> HttpResponse:
+    """The lease heartbeat while the item page is open: extends my claim, answers the time left."""
+    item = _item_for_user(request, pk)
+    services.lease_renew(item=item, user=request.user)
+    item.refresh_from_db()
+    return render(request, "reviewqueue/item.html#lease", {"item": item, "mine": True})
+
+
+@login_required
+@require_GET
+def item_lease(request: HttpRequest, pk: int) -> HttpResponse:
+    """The claim's remaining time, polled in the background (reading does not renew it)."""
+    item = _item_for_user(request, pk)
+    context = {"item": item, "mine": item.lease_held_by(request.user)}
+    return render(request, "reviewqueue/item.html#lease", context)
+
+
+@login_required
+@require_POST
+def item_draft(request: HttpRequest, pk: int) -> HttpResponse:
+    """Autosave (debounced by htmx): keep what has been typed and renew the lease."""
+    item = _item_for_user(request, pk)
+    try:
+        draft = services.draft_save(item=item, user=request.user, data=dict(request.POST.lists()))
+    except services.ReviewError as exc:
+        context = {"item": item, "draft_error": str(exc)}
+        return render(request, "reviewqueue/item.html#draft-state", context, status=409)
+    if not _htmx(request):
+        return redirect("reviewqueue:item", pk=item.pk)
+    return render(request, "reviewqueue/item.html#draft-state", {"item": item, "draft": draft})
+
+
+@login_required
+@require_POST
+def item_form(request: HttpRequest, pk: int) -> HttpResponse:
+    """Re-render the item's form (or one fieldset) from what has been typed: conditionals and
+    array rows. Changes nothing but the draft."""
+    item = _item_for_user(request, pk)
+    spec = FormSpec.for_state(item.version.document, item.state_id)
+    if spec is None or not item.lease_held_by(request.user):
+        raise Http404
+    form, _ = build_form(
+        spec, request.POST, partial_url=_form_url(item), context=_run_context(item)
+    )
+    form.suppress_errors()
+    services.draft_save(item=item, user=request.user, data=_fields_of(form, request.POST))
+    part = request.POST.get(PART)
+    if part is not None and part in form.nodes:
+        return render(request, "schema_forms/node.html", {"node": form.nodes[part], "form": form})
+    context = {"form": form}
+    response = render(request, "reviewqueue/item.html#schema-form", context)
+    return retarget(response, "#schema-form") if part is not None else response
+
+
+def _fields_of(form: SchemaForm, data: QueryDict) -> dict[str, list[str]]:
+    """What a draft keeps: the form's own values after a row action (rows renumbered)."""
+    values = dict(form.data.lists()) if isinstance(form.data, QueryDict) else dict(data.lists())
+    values.pop(PART, None)
+    return values
+
+
+@login_required
+@require_POST
+def item_submit(request: HttpRequest, pk: int) -> HttpResponse:
+    """Validate against the schema (the final word), then hand the answer to the outbox."""
+    item = _item_for_user(request, pk)
+    spec = FormSpec.for_state(item.version.document, item.state_id)
+    if spec is None:
+        raise Http404
+    form, acted = build_form(
+        spec, request.POST, partial_url=_form_url(item), context=_run_context(item)
+    )
+    if acted:
+        form.suppress_errors()
+        return _item_form_response(request, item, form)
+    if not form.is_valid():
+        return _item_form_response(request, item, form, status=422)
+    assert form.answer is not None
+    try:
+        services.submission_create(
+            item=item,
+            user=request.user,
+            answer=form.answer,
+            form_data=_fields_of(form, request.POST),
+            ip=_ip(request),
+        )
+    except services.ReviewError as exc:
+        # Refused (claim lost, the Run moved on, already sent): the input stays as my draft.
+        services.draft_keep(item=item, user=request.user, data=_fields_of(form, request.POST))
+        return _item_form_response(request, item, form, status=409, error=str(exc))
+    if request.POST.get("next") == "1":
+        return get_next(request)
+    return _item_response(request, item)
+
+
+def _item_form_response(
+    request: HttpRequest, item: ReviewItem, form: SchemaForm, *, status: int = 200, error: str = ""
+) -> HttpResponse:
+    """The item with the form as typed: errors on their fields, nothing lost."""
+    context = _item_context(request, item, form=form, error=error)
+    if _htmx(request):
+        return render(request, "reviewqueue/item.html#item-panel", context, status=status)
+    return render(request, "reviewqueue/item.html", context, status=status)
+
+
+@login_required
+@require_POST
+def item_note(request: HttpRequest, pk: int) -> HttpResponse:
+    item = _item_for_user(request, pk)
+    error = ""
+    body = request.POST.get("body", "")
+    try:
+        services.note_add(item=item, user=request.user, body=body, ip=_ip(request))
+        body = ""
+    except services.ReviewError as exc:
+        error = str(exc)
+    if not _htmx(request):
+        if error:
+            messages.error(request, error)
+        return redirect("reviewqueue:item", pk=item.pk)
+    context = {
+        "item": item,
+        "notes": item.notes.select_related("author"),
+        "note_error": error,
+        "note_body": body,
+    }
+    return render(request, "reviewqueue/item.html#notes", context, status=422 if error else 200)
+
+
+# --- Form previews (admin and the Start Run form) --------------------------------------------
 
 
 def _version_form(template_id: str, number: int, state_id: str) -> tuple[TemplateVersion, FormSpec]:
@@ -57,7 +437,7 @@ def form_partial(
     url = reverse("reviewqueue:form_partial", args=[template_id, number, state_id])
     form = form_for_request(request, spec, url)
     context = {"version": version, "spec": spec, "form": form}
-    if request.htmx:  # type: ignore[attr-defined]  # django-htmx's middleware sets it
+    if _htmx(request):
         part = request.POST.get(PART)
         if part is not None and part in form.nodes:
             node = form.nodes[part]

@@ -650,6 +650,8 @@ RECONCILE_FULL = ReconcileSizes(runs=10_000, rounds=3, baseline_repeats=5)
 RECONCILE_QUICK = ReconcileSizes(runs=2_000, rounds=1, baseline_repeats=3)
 
 TEMPLATE, VERSION, STATE = "coverage-check", 1, "collect-member-id"
+# What reconcile compares with Get Run's answer: baseline (i) reads these of every row.
+COMPARED_FIELDS = ("flow_run_id", "status", "state_id", "output", "errors", "remote_updated_at")
 RUN_INPUT = {
     "patient": {"firstName": "Bench", "lastName": "Notfound", "dateOfBirth": "1980-01-01"},
     "payerId": "60054",
@@ -827,7 +829,9 @@ class _SqlMeter:
     ``execute_wrapper`` times a statement's round trip (with psycopg 3, the result set arrives
     inside ``execute``, and so does the implicit ``BEGIN`` of a transaction); COMMIT does not go
     through it, so ``DatabaseWrapper._commit`` is timed as well. Python's work on the rows
-    (Django building models) is not database time and is left out.
+    (Django building models) is not database time and is left out. Statements sent while
+    ``run_status_changed``'s receivers run (the review queue opening items, in the same
+    transaction) are counted apart too, as ``receivers_*``: see ``_TimedSignal``.
     """
 
     def __init__(self) -> None:
@@ -835,6 +839,11 @@ class _SqlMeter:
 
     def reset(self) -> None:
         self.seconds = 0.0
+        self.in_receivers = 0
+        self.signals = 0
+        self.receivers_s = 0.0
+        self.receivers_statements = 0
+        self.receivers_wall_s = 0.0
         self.by_kind: dict[str, list[float]] = {}  # kind -> [count, seconds]
         self.writes: dict[str, list[int]] = {}  # table -> [statements, rows]
         self.commit_s = 0.0
@@ -847,6 +856,9 @@ class _SqlMeter:
         finally:
             spent = time.perf_counter() - began
             self.seconds += spent
+            if self.in_receivers:
+                self.receivers_s += spent
+                self.receivers_statements += 1
             kind = sql.lstrip().split(None, 1)[0].upper()
             entry = self.by_kind.setdefault(kind, [0, 0.0])
             entry[0] += 1
@@ -878,11 +890,34 @@ class _SqlMeter:
             "statements": statements,
             "commits": self.commits,
             "statements_and_commits": statements + self.commits,
+            "signals": self.signals,
+            "receivers_db_s": self.receivers_s,
+            "receivers_statements": self.receivers_statements,
+            "receivers_wall_s": self.receivers_wall_s,
+            "mirror_db_s": self.seconds + self.commit_s - self.receivers_s,
             "by_kind": {
                 k: {"count": int(c), "s": round(s, 4)} for k, (c, s) in self.by_kind.items()
             },
             "writes": {t: {"statements": s, "rows": r} for t, (s, r) in self.writes.items()},
         }
+
+
+class _TimedSignal:
+    """Stands in for ``run_status_changed`` in ``services``: sends it, and tells the meter that
+    what runs meanwhile is the receivers' work, not the mirror's."""
+
+    def __init__(self, signal: Any, meter: _SqlMeter) -> None:
+        self.signal, self.meter = signal, meter
+
+    def send(self, *args: Any, **kwargs: Any) -> Any:
+        self.meter.signals += 1
+        self.meter.in_receivers += 1
+        began = time.perf_counter()
+        try:
+            return self.signal.send(*args, **kwargs)
+        finally:
+            self.meter.in_receivers -= 1
+            self.meter.receivers_wall_s += time.perf_counter() - began
 
 
 def _table_written(sql: str) -> str:
@@ -963,6 +998,7 @@ def _reconcile_child(spec_path: str, out_path: str) -> None:
             return int(cursor.fetchone()[0])
 
     meter = _SqlMeter()
+    services.run_status_changed = _TimedSignal(services.run_status_changed, meter)  # type: ignore[assignment]
     # Django's private commit hook is the only place COMMIT's own time can be read.
     wrapper: Any = connections["default"]
     original_commit = wrapper._commit
@@ -1009,7 +1045,7 @@ def _reconcile_child(spec_path: str, out_path: str) -> None:
             lambda: list(
                 FlowRun.objects.exclude(status__in=[RunStatus.COMPLETE, RunStatus.ERROR])
                 .order_by("synced_at", "pk")
-                .values_list(*services.COMPARED_FIELDS)
+                .values_list(*COMPARED_FIELDS)
             )
         )
         assert len(rows) == len(run_ids)

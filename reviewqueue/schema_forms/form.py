@@ -29,6 +29,9 @@ PART: Final = "~part"
 
 # The form
 
+# One part of an error's field as Flows names it: a key, or an index in brackets.
+_PARAM_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
 
 class SchemaForm(forms.Form):
     """A Django form for one input schema; `.answer` is the JSON to send once `is_valid()`.
@@ -139,6 +142,19 @@ class SchemaForm(forms.Form):
         if not self._errors:
             self.answer = answer
         return cleaned
+
+    def add_server_error(self, param: str, message: str) -> None:
+        """Show an error that the Flows server reported (Update Run's 400) on the field its
+        ``param`` names (``diagnoses[0].code``), else on the form."""
+        path = tuple(
+            int(index) if index else key for key, index in _PARAM_PART.findall(param or "")
+        )
+        name = field_name(path)
+        if name in self.fields:
+            self.add_error(name, message)
+        else:
+            label = self._long_label(name) if name in self.nodes else ""
+            self.add_error(None, f"{label}: {message}" if label else message)
 
     def _long_label(self, name: str) -> str:
         """`Items 2 › Code`: a field's label with its groups', unambiguous out of context."""

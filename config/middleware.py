@@ -1,0 +1,42 @@
+"""Session limits: 30 idle minutes and 12 hours at most (DESIGN.md, correctness rules).
+
+Django's own expiry is one sliding age; we need two limits, and background polling (the queue's
+live refresh, a claim's lease timer) must not count as activity, or an unattended screen would
+stay signed in forever. Polling requests say so with the ``X-Flowdesk-Background`` header.
+"""
+
+import time
+from collections.abc import Callable
+
+from django.conf import settings
+from django.contrib.auth import logout
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import resolve_url
+from django_htmx.http import HttpResponseClientRedirect
+
+BACKGROUND_HEADER = "X-Flowdesk-Background"
+# Recording activity at most once a minute keeps most requests from writing the session.
+ACTIVITY_GRANULARITY = 60
+
+
+def session_limits(get_response: Callable[[HttpRequest], HttpResponse]) -> Callable:
+    def middleware(request: HttpRequest) -> HttpResponse:
+        if request.user.is_authenticated:
+            now = int(time.time())
+            session = request.session
+            started = session.setdefault("signed_in_at", now)
+            active = session.get("active_at", started)
+            if (
+                now - started > settings.SESSION_MAX_SECONDS
+                or now - active > settings.SESSION_IDLE_SECONDS
+            ):
+                logout(request)
+                if getattr(request, "htmx", False):
+                    return HttpResponseClientRedirect(resolve_url(settings.LOGIN_URL))
+            elif BACKGROUND_HEADER not in request.headers and (
+                now - active >= ACTIVITY_GRANULARITY or "active_at" not in session
+            ):
+                session["active_at"] = now
+        return get_response(request)
+
+    return middleware

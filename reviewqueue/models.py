@@ -1,0 +1,318 @@
+"""The review queue: queues and their routes, one item per pause of a Run, and what staff do to it.
+
+Statuses and the transitions between them are in ``ITEM_TRANSITIONS`` and
+``SUBMISSION_TRANSITIONS``; services check them before every change (see ``services.py``).
+"""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from flows_integration.models import FlowRun, FlowTemplate, TemplateVersion
+
+
+class Queue(models.Model):
+    """A work queue; reviewers see the queues of the teams (groups) they belong to."""
+
+    name = models.CharField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    teams = models.ManyToManyField(
+        Group, blank=True, related_name="queues", help_text="Reviewers in these groups work here."
+    )
+    sla = models.DurationField(
+        default=timedelta(hours=4), help_text="An item is due this long after it opens."
+    )
+    is_default = models.BooleanField(
+        default=False, help_text="Items that no route names come here."
+    )
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_default"], condition=Q(is_default=True), name="one_default_queue"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Route(models.Model):
+    """Which queue an item of a template (and, optionally, one of its states) goes to."""
+
+    template = models.ForeignKey(FlowTemplate, models.CASCADE, related_name="routes")
+    state_id = models.CharField(
+        max_length=200, blank=True, help_text="A callback state; blank matches every state."
+    )
+    queue = models.ForeignKey(Queue, models.PROTECT, related_name="routes")
+    priority = models.IntegerField(default=0, help_text="Higher is more urgent.")
+    priority_path = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="Optional path into the Run's input whose number is the priority, "
+        "e.g. $input.urgency; the fixed priority applies when it is missing.",
+    )
+
+    class Meta:
+        ordering = ["template", "state_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["template", "state_id"], name="one_route_per_state")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.template} {self.state_id or '*'} → {self.queue}"
+
+
+class ItemStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    CLAIMED = "claimed", "Claimed"
+    SENDING = "sending", "Sending"
+    DELIVERED = "delivered", "Delivered"
+    RESUMED = "resumed", "Run resumed"
+    SUPERSEDED = "superseded", "Superseded"
+    NEEDS_ATTENTION = "needs_attention", "Needs attention"
+
+
+# Allowed moves; a service refuses any other. A 400 from Update Run sends SENDING back to
+# CLAIMED for the same reviewer; a supervisor re-sends or reopens NEEDS_ATTENTION.
+ITEM_TRANSITIONS: dict[str, frozenset[str]] = {
+    ItemStatus.OPEN: frozenset({ItemStatus.CLAIMED, ItemStatus.SUPERSEDED}),
+    ItemStatus.CLAIMED: frozenset(
+        {ItemStatus.CLAIMED, ItemStatus.OPEN, ItemStatus.SENDING, ItemStatus.SUPERSEDED}
+    ),
+    ItemStatus.SENDING: frozenset(
+        {
+            ItemStatus.DELIVERED,
+            ItemStatus.RESUMED,
+            ItemStatus.CLAIMED,
+            ItemStatus.SUPERSEDED,
+            ItemStatus.NEEDS_ATTENTION,
+        }
+    ),
+    ItemStatus.DELIVERED: frozenset({ItemStatus.RESUMED}),
+    ItemStatus.NEEDS_ATTENTION: frozenset(
+        {ItemStatus.SENDING, ItemStatus.OPEN, ItemStatus.SUPERSEDED, ItemStatus.RESUMED}
+    ),
+    ItemStatus.RESUMED: frozenset(),
+    ItemStatus.SUPERSEDED: frozenset(),
+}
+# An item in one of these still stands for the Run's current pause.
+ACTIVE_STATUSES = frozenset(
+    {
+        ItemStatus.OPEN,
+        ItemStatus.CLAIMED,
+        ItemStatus.SENDING,
+        ItemStatus.DELIVERED,
+        ItemStatus.NEEDS_ATTENTION,
+    }
+)
+# ...and in these a reviewer may still work on it.
+WORKABLE_STATUSES = frozenset({ItemStatus.OPEN, ItemStatus.CLAIMED})
+
+
+class ReviewItem(models.Model):
+    """One pause of a Run (an *episode*): the Run waits in ``state_id`` for a person's input."""
+
+    run = models.ForeignKey(FlowRun, models.PROTECT, related_name="review_items")
+    episode = models.PositiveIntegerField()
+    queue = models.ForeignKey(Queue, models.PROTECT, related_name="items")
+    # The Run's own version: a newer version never changes a form already in someone's queue.
+    version = models.ForeignKey(TemplateVersion, models.PROTECT, related_name="review_items")
+    state_id = models.CharField(max_length=200)
+    status = models.CharField(
+        max_length=20, choices=ItemStatus.choices, default=ItemStatus.OPEN, db_index=True
+    )
+    status_changed_at = models.DateTimeField(default=timezone.now)
+    priority = models.IntegerField(default=0)
+    due_at = models.DateTimeField()
+    opened_at = models.DateTimeField(default=timezone.now)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    claimed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="claimed_items",
+    )
+    lease_until = models.DateTimeField(null=True, blank=True)
+    # Copied from the Run's input at opening so the queue can search it without reading JSON.
+    patient_name = models.CharField(max_length=200, blank=True)
+    # A search key for the run id as text (a UUID column cannot be searched by prefix).
+    run_ref = models.CharField(max_length=36)
+
+    class Meta:
+        ordering = ["-priority", "due_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "episode"], name="one_item_per_episode"),
+            # At most one item stands for a Run's current pause, however the signals arrive.
+            models.UniqueConstraint(
+                fields=["run"],
+                condition=Q(status__in=sorted(ACTIVE_STATUSES)),
+                name="one_active_item_per_run",
+            ),
+        ]
+        indexes = [
+            # The queue page and "get next": workable items of some queues, most urgent first.
+            models.Index(
+                "queue",
+                models.F("priority").desc(),
+                "due_at",
+                "id",
+                condition=Q(status__in=sorted(WORKABLE_STATUSES)),
+                name="item_workable_idx",
+            ),
+            models.Index(
+                fields=["lease_until"],
+                condition=Q(status=ItemStatus.CLAIMED),
+                name="item_lease_idx",
+            ),
+            models.Index(fields=["run_ref"], name="item_run_ref_idx"),
+        ]
+        permissions = [("supervise_item", "Can supervise every queue and reassign items")]
+
+    def __str__(self) -> str:
+        return f"{self.run_ref[:8]} {self.state_id}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+    @property
+    def is_overdue(self) -> bool:
+        return self.is_active and self.due_at < timezone.now()
+
+    def lease_held_by(self, user: object) -> bool:
+        """Whether ``user`` holds a live claim (an expired lease is nobody's until released)."""
+        return (
+            self.status == ItemStatus.CLAIMED
+            and self.claimed_by_id == getattr(user, "pk", None)
+            and self.lease_until is not None
+            and self.lease_until > timezone.now()
+        )
+
+
+class SubmissionStatus(models.TextChoices):
+    PENDING = "pending", "Waiting to be sent"
+    DELIVERED = "delivered", "Delivered"
+    REJECTED = "rejected", "Rejected by Flows"
+    REFUSED = "refused", "Refused: the Run moved on"
+    FAILED = "failed", "Failed after retries"
+
+
+SUBMISSION_TRANSITIONS: dict[str, frozenset[str]] = {
+    SubmissionStatus.PENDING: frozenset(
+        {
+            SubmissionStatus.DELIVERED,
+            SubmissionStatus.REJECTED,
+            SubmissionStatus.REFUSED,
+            SubmissionStatus.FAILED,
+        }
+    ),
+    # A supervisor may send a failed submission again once the API is back.
+    SubmissionStatus.FAILED: frozenset({SubmissionStatus.PENDING, SubmissionStatus.REFUSED}),
+    SubmissionStatus.DELIVERED: frozenset(),
+    SubmissionStatus.REJECTED: frozenset(),
+    SubmissionStatus.REFUSED: frozenset(),
+}
+
+
+class Submission(models.Model):
+    """A reviewer's answer and its outbox state: the row is the outbox, Celery only delivers."""
+
+    item = models.ForeignKey(ReviewItem, models.PROTECT, related_name="submissions")
+    submitted_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.PROTECT, related_name="+")
+    input = models.JSONField()
+    status = models.CharField(
+        max_length=20, choices=SubmissionStatus.choices, default=SubmissionStatus.PENDING
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    # A worker holds the submission until then; a worker that died lets it go.
+    locked_until = models.DateTimeField(null=True, blank=True)
+    # Set before each Update Run call and cleared once its outcome is known: when it is still set,
+    # the last call may have been applied, so Get Run decides before anything is sent again.
+    maybe_sent = models.BooleanField(default=False)
+    last_error = models.CharField(max_length=500, blank=True)
+    field_errors = models.JSONField(default=list, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            # Double click, two tabs, a replayed POST: one live submission per item.
+            models.UniqueConstraint(
+                fields=["item"],
+                condition=Q(status__in=[SubmissionStatus.PENDING, SubmissionStatus.DELIVERED]),
+                name="one_live_submission_per_item",
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(status=SubmissionStatus.PENDING),
+                name="submission_outbox_idx",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"submission {self.pk} ({self.status})"
+
+
+class Draft(models.Model):
+    """What a reviewer has typed so far, as posted (values as typed, even invalid ones)."""
+
+    item = models.ForeignKey(ReviewItem, models.CASCADE, related_name="drafts")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="+")
+    data = models.JSONField(help_text="The form's fields: name → list of values.")
+    saved_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["item", "user"], name="one_draft_per_user")]
+
+    def __str__(self) -> str:
+        return f"draft of {self.item_id} by {self.user_id}"
+
+
+class Note(models.Model):
+    item = models.ForeignKey(ReviewItem, models.PROTECT, related_name="notes")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, models.PROTECT, related_name="+")
+    body = models.TextField(max_length=5000)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"note {self.pk}"
+
+
+class AuditEvent(models.Model):
+    """Append-only: who did or saw what, to which Run, when, from where.
+
+    A database trigger refuses UPDATE (and DELETE on PostgreSQL) of these rows; see the migration.
+    ``detail`` never holds PHI: ids, statuses and field names, not values.
+    """
+
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    action = models.CharField(max_length=50)
+    item = models.ForeignKey(
+        ReviewItem, models.PROTECT, null=True, blank=True, related_name="audit_events"
+    )
+    flow_run_id = models.UUIDField(null=True, blank=True, db_index=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.action}"

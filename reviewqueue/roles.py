@@ -1,0 +1,17 @@
+"""The three roles, as Django groups created by a data migration (``0002_roles``).
+
+Teams are plain groups too: a queue names the teams whose reviewers work it.
+"""
+
+from typing import Any
+
+REVIEWER = "Reviewer"
+SUPERVISOR = "Supervisor"
+FLOW_ADMIN = "Flow admin"
+
+SUPERVISE = "reviewqueue.supervise_item"
+
+
+def is_supervisor(user: Any) -> bool:
+    """Supervisors (and superusers) see every queue and may reassign and re-send."""
+    return bool(user.is_active and user.has_perm(SUPERVISE))

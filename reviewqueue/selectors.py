@@ -1,0 +1,275 @@
+"""Reads of the review queue: who sees what, the queue page, an item's context and timeline."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.db.models import F, Q, QuerySet
+from django.utils import timezone
+from django.utils.text import capfirst
+
+from flows_integration.models import WebhookEvent
+from reviewqueue import roles
+from reviewqueue.models import (
+    ACTIVE_STATUSES,
+    WORKABLE_STATUSES,
+    AuditEvent,
+    ItemStatus,
+    Queue,
+    ReviewItem,
+)
+
+
+def queues_visible_to(user: Any) -> QuerySet[Queue]:
+    """Supervisors see every queue; reviewers the queues of their teams."""
+    if roles.is_supervisor(user):
+        return Queue.objects.all()
+    return Queue.objects.filter(teams__in=user.groups.all()).distinct()
+
+
+def items_visible_to(user: Any) -> QuerySet[ReviewItem]:
+    """Items in the queues ``user`` may see (a subquery, so no join or DISTINCT on items)."""
+    items = ReviewItem.objects.all()
+    if roles.is_supervisor(user):
+        return items
+    return items.filter(queue__in=queues_visible_to(user).values("pk"))
+
+
+# --- The queue page --------------------------------------------------------------------------
+
+PAGE_SIZE = 50
+# "N new items" never counts past this: the indicator must not cost a full COUNT(*).
+NEW_ITEMS_CAP = 99
+
+STATUS_FILTERS: dict[str, tuple[str, frozenset[str]]] = {
+    "workable": ("Open or claimed", WORKABLE_STATUSES),
+    "open": ("Open", frozenset({ItemStatus.OPEN})),
+    "claimed": ("Claimed", frozenset({ItemStatus.CLAIMED})),
+    "sending": ("Sending", frozenset({ItemStatus.SENDING, ItemStatus.DELIVERED})),
+    "needs_attention": ("Needs attention", frozenset({ItemStatus.NEEDS_ATTENTION})),
+    "active": ("Everything not closed", ACTIVE_STATUSES),
+    "closed": ("Closed", frozenset({ItemStatus.RESUMED, ItemStatus.SUPERSEDED})),
+}
+SORTS: dict[str, tuple[str, tuple[Any, ...]]] = {
+    "urgent": ("Most urgent", (F("priority").desc(), "due_at", "pk")),
+    "due": ("Due soonest", ("due_at", "pk")),
+    "newest": ("Newest", ("-opened_at", "-pk")),
+    "oldest": ("Oldest", ("opened_at", "pk")),
+}
+ASSIGNEES = {"anyone": "Anyone", "me": "Me", "unassigned": "Unassigned"}
+
+
+@dataclass
+class QueueFilters:
+    queue: int | None = None
+    template: str = ""
+    state: str = ""
+    status: str = "workable"
+    assignee: str = "anyone"
+    overdue: bool = False
+    q: str = ""
+    sort: str = "urgent"
+    page: int = 1
+    errors: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_query(cls, query: Mapping[str, str]) -> "QueueFilters":
+        """Parse the page's query string; anything unknown falls back to the default."""
+        found = cls()
+        queue = query.get("queue", "")
+        found.queue = int(queue) if queue.isdigit() else None
+        found.template = query.get("template", "")[:100]
+        found.state = query.get("state", "")[:200]
+        found.status = (
+            query.get("status", "") if query.get("status") in STATUS_FILTERS else "workable"
+        )
+        found.assignee = (
+            query.get("assignee", "") if query.get("assignee") in ASSIGNEES else "anyone"
+        )
+        found.overdue = query.get("overdue") == "1"
+        found.q = query.get("q", "").strip()[:100]
+        found.sort = query.get("sort", "") if query.get("sort") in SORTS else "urgent"
+        page = query.get("page", "1")
+        found.page = max(1, min(int(page), 10_000)) if page.isdigit() else 1
+        return found
+
+
+@dataclass
+class QueuePage:
+    items: list[ReviewItem]
+    page: int
+    has_next: bool
+    new_items: int
+
+
+def queue_page(user: Any, filters: QueueFilters, *, since: datetime | None = None) -> QueuePage:
+    """One page of the queue: a bounded number of queries whatever the page size, and no count
+    of the whole result (``has_next`` comes from fetching one row more)."""
+    items = _filtered(user, filters)
+    order = SORTS[filters.sort][1]
+    offset = (filters.page - 1) * PAGE_SIZE
+    rows = list(
+        items.select_related("queue", "version__template", "claimed_by").order_by(*order)[
+            offset : offset + PAGE_SIZE + 1
+        ]
+    )
+    new_items = 0
+    if since is not None:
+        new_items = items.filter(opened_at__gt=since).values("pk")[: NEW_ITEMS_CAP + 1].count()
+    return QueuePage(
+        items=rows[:PAGE_SIZE],
+        page=filters.page,
+        has_next=len(rows) > PAGE_SIZE,
+        new_items=new_items,
+    )
+
+
+def _filtered(user: Any, filters: QueueFilters) -> QuerySet[ReviewItem]:
+    items = items_visible_to(user).filter(status__in=sorted(STATUS_FILTERS[filters.status][1]))
+    if filters.queue is not None:
+        items = items.filter(queue_id=filters.queue)
+    if filters.template:
+        items = items.filter(version__template__template_id=filters.template)
+    if filters.state:
+        items = items.filter(state_id=filters.state)
+    if filters.assignee == "me":
+        items = items.filter(claimed_by=user)
+    elif filters.assignee == "unassigned":
+        items = items.filter(claimed_by__isnull=True)
+    if filters.overdue:
+        items = items.filter(due_at__lt=timezone.now())
+    if filters.q:
+        items = items.filter(_search(filters.q))
+    return items
+
+
+def _search(text: str) -> Q:
+    """A run id (or its start) or part of the patient's name."""
+    lowered = text.lower()
+    if len(lowered) >= 4 and all(c in "0123456789abcdef-" for c in lowered):
+        return Q(run_ref__startswith=lowered) | Q(patient_name__icontains=text)
+    return Q(patient_name__icontains=text)
+
+
+# --- One item --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Section:
+    title: str
+    rows: list[tuple[str, str]]
+
+
+def readable_sections(schema: Mapping[str, Any], data: Any) -> list[Section]:
+    """A Run's input as sections a person reads: each top-level object is a section, labels come
+    from the schema's titles (else the key, humanised), nested values are flattened."""
+    if not isinstance(data, Mapping) or not data:
+        return []
+    properties = schema.get("properties", {}) if isinstance(schema, Mapping) else {}
+    general: list[tuple[str, str]] = []
+    sections = []
+    for key, value in data.items():
+        sub = properties.get(key, {}) if isinstance(properties, Mapping) else {}
+        label = _label(key, sub)
+        if isinstance(value, Mapping):
+            sections.append(Section(label, list(_rows(sub, value, ""))))
+        else:
+            general.extend(_rows(sub, value, label))
+    return ([Section("General", general)] if general else []) + sections
+
+
+def _rows(schema: Any, value: Any, prefix: str) -> list[tuple[str, str]]:
+    schema = schema if isinstance(schema, Mapping) else {}
+    if isinstance(value, Mapping):
+        properties = schema.get("properties", {})
+        rows = []
+        for key, sub_value in value.items():
+            label = _label(key, properties.get(key, {}))
+            rows += _rows(
+                properties.get(key, {}), sub_value, f"{prefix} › {label}" if prefix else label
+            )
+        return rows
+    if isinstance(value, list) and any(isinstance(v, Mapping | list) for v in value):
+        rows = []
+        for index, sub_value in enumerate(value, start=1):
+            rows += _rows(schema.get("items", {}), sub_value, f"{prefix} {index}")
+        return rows
+    return [(prefix or "Value", _shown(value))]
+
+
+def _label(key: str, schema: Any) -> str:
+    if isinstance(schema, Mapping) and isinstance(schema.get("title"), str):
+        return schema["title"]
+    spaced = "".join(f" {c.lower()}" if c.isupper() else c for c in key).replace("_", " ")
+    return capfirst(spaced.strip())
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "Yes" if value else "No"
+    if isinstance(value, list):
+        return ", ".join(_shown(v) for v in value) or "—"
+    return str(value)
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    at: datetime
+    kind: str  # "run" or "item"
+    text: str
+    actor: str = ""
+
+
+AUDIT_TEXT = {
+    "item.opened": "Item opened",
+    "item.viewed": "Viewed",
+    "item.claimed": "Claimed",
+    "item.released": "Released",
+    "item.reassigned": "Reassigned",
+    "item.lease_expired": "Claim expired; back in the queue",
+    "item.submitted": "Submitted",
+    "item.resumed": "Run resumed",
+    "item.superseded": "Superseded: the Run moved on without this item",
+    "submission.delivered": "Delivered to Flows",
+    "submission.retry": "Flows did not answer; will retry",
+    "submission.rejected": "Flows rejected the input",
+    "submission.refused": "Not sent: the Run had moved on",
+    "submission.failed": "Could not be delivered; needs attention",
+    "submission.resent": "Sent again by a supervisor",
+    "note.added": "Note added",
+}
+
+
+def timeline(item: ReviewItem, *, limit: int = 100) -> list[TimelineEntry]:
+    """The Run's status events (from the webhook inbox) and the item's own history, newest
+    first. Views are left out: they are in the audit log, not the story of the item."""
+    events = WebhookEvent.objects.filter(flow_run_id=item.run.flow_run_id).order_by("-received_at")[
+        :limit
+    ]
+    entries = [
+        TimelineEntry(e.received_at, "run", _run_event_text(e.status, e.state_id)) for e in events
+    ]
+    audits = (
+        AuditEvent.objects.filter(item=item)
+        .exclude(action="item.viewed")
+        .select_related("actor")
+        .order_by("-at")[:limit]
+    )
+    entries += [
+        TimelineEntry(
+            a.at,
+            "item",
+            AUDIT_TEXT.get(a.action, a.action),
+            a.actor.get_full_name() or a.actor.get_username() if a.actor else "",
+        )
+        for a in audits
+    ]
+    return sorted(entries, key=lambda e: e.at, reverse=True)[:limit]
+
+
+def _run_event_text(status: str, state_id: str) -> str:
+    text = f"Run {status.replace('_', ' ').lower() or 'updated'}"
+    return f"{text} at {state_id}" if state_id else text
