@@ -85,6 +85,10 @@ def _run_body(run: Run) -> dict:
         stateId=run.state_id or None,
         createdAt=run.created_at.isoformat(),
         updatedAt=run.updated_at.isoformat(),
+        # What the Run knows so far, so a reviewer reads its context: the paths `$input` and
+        # `$states` of the template language read exactly these.
+        inputData=run.input_data,
+        states=run.state_outputs,
     )
     return body
 

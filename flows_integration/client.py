@@ -169,6 +169,9 @@ class RunInfo:
     version: int | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    # The Run's context: its input and what each state produced (state id → result).
+    input_data: dict[str, Any] | None = None
+    states: dict[str, Any] | None = None
 
     @property
     def is_terminal(self) -> bool:
@@ -672,7 +675,13 @@ def _run_info(body: dict[str, Any], operation: str, response: httpx.Response) ->
         version=_version_number(body.get("version")),
         created_at=_timestamp(body.get("createdAt")),
         updated_at=_timestamp(body.get("updatedAt")),
+        input_data=_optional_object(body.get("inputData")),
+        states=_optional_object(body.get("states")),
     )
+
+
+def _optional_object(value: Any) -> dict[str, Any] | None:
+    return value if isinstance(value, dict) else None
 
 
 # --- The module's default client -------------------------------------------------------------

@@ -182,7 +182,7 @@ def item_open(*, run: FlowRun, state_id: str) -> ReviewItem | None:
                 run=run,
                 episode=(last_episode or 0) + 1,
                 queue=queue,
-                version_id=run.version_id,
+                version=version,
                 state_id=state_id,
                 priority=priority,
                 opened_at=now,

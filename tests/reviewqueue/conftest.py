@@ -56,3 +56,157 @@ def round_trip(spec: FormSpec, instance: Any) -> SchemaForm:
 def ada(admin_client):
     """An admin, logged in."""
     return admin_client
+
+
+# --- The review queue: teams, personas, a stored version, pending runs -----------------------
+
+PRIOR_AUTH = DEMO / "prior-authorization" / "v1.yaml"
+CLINICAL_REVIEW = "clinical-review"
+CLINICAL_INPUT = {
+    "patient": {
+        "firstName": "Maria",
+        "lastName": "Lopez",
+        "dateOfBirth": "1980-02-29",
+        "memberId": "W123456789",
+    },
+    "payerId": "60054",
+    "provider": {"npi": "1234567890"},
+    "procedureCodes": ["27447"],
+    "serviceDate": "2027-01-15",
+}
+
+
+def _member(user, *group_names: str):
+    from django.contrib.auth.models import Group
+
+    user.groups.add(*[Group.objects.get_or_create(name=name)[0] for name in group_names])
+    return user
+
+
+@pytest.fixture
+def clinical_queue(db):
+    """The "Clinical review" queue, worked by the Clinical team, with prior-authorization routed
+    to it."""
+    from django.contrib.auth.models import Group
+
+    from reviewqueue.models import Queue
+
+    queue = Queue.objects.create(name="Clinical review")
+    queue.teams.add(Group.objects.get_or_create(name="Clinical team")[0])
+    return queue
+
+
+@pytest.fixture
+def prior_auth_version(db, clinical_queue):
+    """prior-authorization v1 stored in the mirror, routed to the clinical queue."""
+    from flows_integration import services as integration
+    from reviewqueue.models import Route
+
+    version = integration.version_store(
+        template_id="prior-authorization", number=1, source=PRIOR_AUTH.read_text()
+    )
+    Route.objects.create(template=version.template, queue=clinical_queue, priority=50)
+    return version
+
+
+@pytest.fixture
+def reviewer(alice):
+    """Alice, a reviewer on the Clinical team."""
+    return _member(alice, "Reviewer", "Clinical team")
+
+
+@pytest.fixture
+def colleague(bob):
+    """Bob, another reviewer on the Clinical team."""
+    return _member(bob, "Reviewer", "Clinical team")
+
+
+@pytest.fixture
+def outsider(django_user_model):
+    """Charlie, a reviewer on another team: the clinical queue is not his."""
+    charlie = django_user_model.objects.create_user("charlie", password="charlie-password")
+    return _member(charlie, "Reviewer", "Billing team")
+
+
+@pytest.fixture
+def supervisor(django_user_model):
+    """Sam, a supervisor: every queue."""
+    from django.contrib.auth.models import Group, Permission
+
+    sam = django_user_model.objects.create_user("sam", password="sam-password", first_name="Sam")
+    group, _ = Group.objects.get_or_create(name="Supervisor")
+    group.permissions.add(Permission.objects.get(codename="supervise_item"))
+    return _member(sam, "Supervisor")
+
+
+@pytest.fixture
+def pending_run(prior_auth_version):
+    """A factory: a mirrored Run that has just paused at ``state_id``, announced as the mirror
+    would (``run_status_changed`` inside a transaction), so its item opens."""
+    import uuid
+
+    from django.db import transaction
+
+    from flows_integration.models import FlowRun
+    from flows_integration.signals import run_status_changed
+
+    def make(state_id: str = CLINICAL_REVIEW, input_data: dict | None = None, **fields):
+        with transaction.atomic():
+            run = FlowRun.objects.create(
+                flow_run_id=fields.pop("flow_run_id", None) or uuid.uuid4(),
+                template=prior_auth_version.template,
+                version=prior_auth_version,
+                status="PENDING",
+                state_id=state_id,
+                input_data=CLINICAL_INPUT if input_data is None else input_data,
+                **fields,
+            )
+            run_status_changed.send(
+                sender=FlowRun,
+                run=run,
+                old_status="IN_PROGRESS",
+                new_status="PENDING",
+                state_id=state_id,
+            )
+        return run
+
+    return make
+
+
+@pytest.fixture
+def item(pending_run):
+    """The open item of a Run waiting at clinical review."""
+    return pending_run().review_items.get()
+
+
+@pytest.fixture
+def claimed_item(item, reviewer):
+    from reviewqueue import services
+
+    return services.item_claim(item=item, user=reviewer)
+
+
+# A valid clinical-review answer: an approval with one diagnosis.
+CLINICAL_ANSWER: dict[str, Any] = {
+    "decision": "approve",
+    "diagnosisCodes": [{"code": "M17.11", "primary": True}],
+    "criteria": {"guideline": "interqual", "met": True},
+    "authorization": {"validFrom": "2027-01-15", "validThrough": "2027-04-15"},
+    "reviewer": {"name": "Alice Reviewer", "credential": "RN"},
+}
+
+
+def clinical_form_data() -> dict[str, list[str]]:
+    """What a browser posts for ``CLINICAL_ANSWER`` (field names are JSON paths)."""
+    return {
+        "decision": ["approve"],
+        "diagnosisCodes~rows": ["1"],
+        "diagnosisCodes.0.code": ["M17.11"],
+        "diagnosisCodes.0.primary": ["on"],
+        "criteria.guideline": ["interqual"],
+        "criteria.met": ["on"],
+        "authorization.validFrom": ["2027-01-15"],
+        "authorization.validThrough": ["2027-04-15"],
+        "reviewer.name": ["Alice Reviewer"],
+        "reviewer.credential": ["RN"],
+    }
