@@ -29,8 +29,9 @@ BANNER = f"""
   Flowdesk is running at http://127.0.0.1:{PORT}/
 
   Demo logins (password for each: flowdesk-demo)
-    reviewer    alice       works the queues of her team
-    supervisor  sam         every queue; reassigns
+    reviewer    alice       Clinical and Billing teams' queues
+    reviewer    bob         Clinical team's queues
+    supervisor  sam         every queue; reassigns, re-sends
     flow admin  ada         templates, routing and queues in /admin/
 
   Flows engine API: http://127.0.0.1:{PORT}/flows-api/  (OpenAPI: /flows-api/openapi.json)
@@ -65,6 +66,13 @@ def main() -> int:
             # After the web server answers, so the URL is not lost in the start-up logs.
             print(BANNER, flush=True)
             banner_shown = True
+            # A few Runs that pause for staff, on the first start only; in the background, as
+            # the engine answers through this same web server.
+            subprocess.Popen(
+                [PYTHON, "manage.py", "start_demo_runs", "--if-empty"],
+                env=env,
+                start_new_session=True,
+            )
         for name, child in children.items():
             if child.poll() is not None:
                 print(f"{name} exited with code {child.returncode}; stopping the rest.", flush=True)

@@ -10,13 +10,15 @@ from typing import Any
 from django.contrib import admin
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.views.decorators.http import require_http_methods
 
-from flows_integration.admin import TemplateVersionAdmin
+from flows_integration.admin import ReadOnlyAdmin, TemplateVersionAdmin
 from flows_integration.models import TemplateVersion
+from reviewqueue.models import AuditEvent, Queue, ReviewItem, Route
 from reviewqueue.schema_forms import START, FormSpec
 from reviewqueue.views import form_for_request
 
@@ -90,3 +92,56 @@ class TemplateVersionPreviewAdmin(TemplateVersionAdmin):
             "previews": self._previews(version),
         }
         return TemplateResponse(request, "reviewqueue/admin/preview.html", context)
+
+
+# --- Queues, routing, and read-only views of the work ----------------------------------------
+
+
+class RouteInline(admin.TabularInline):
+    model = Route
+    fields = ("template", "state_id", "priority", "priority_path")
+    extra = 1
+
+
+@admin.register(Queue)
+class QueueAdmin(admin.ModelAdmin):
+    list_display = ("name", "sla", "is_default", "team_names")
+    filter_horizontal = ("teams",)
+    inlines = [RouteInline]
+
+    @admin.display(description="Teams")
+    def team_names(self, queue: Queue) -> str:
+        return ", ".join(team.name for team in queue.teams.all())
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Queue]:
+        return super().get_queryset(request).prefetch_related("teams")
+
+
+@admin.register(Route)
+class RouteAdmin(admin.ModelAdmin):
+    list_display = ("template", "state_id", "queue", "priority", "priority_path")
+    list_filter = ("queue",)
+    list_select_related = ("template", "queue")
+
+
+@admin.register(ReviewItem)
+class ReviewItemAdmin(ReadOnlyAdmin):
+    list_display = ("run_ref", "state_id", "queue", "status", "claimed_by", "priority", "due_at")
+    list_filter = ("status", "queue")
+    list_select_related = ("queue", "claimed_by")
+    search_fields = ("=run_ref",)
+    show_full_result_count = False  # no COUNT(*) over every item on each page
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ReadOnlyAdmin):
+    """The audit log, append-only: nobody edits or deletes it, an admin included."""
+
+    list_display = ("at", "action", "actor", "flow_run_id", "ip")
+    list_filter = ("action",)
+    list_select_related = ("actor",)
+    search_fields = ("=flow_run_id",)
+    show_full_result_count = False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -2,13 +2,14 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
-from reviewqueue import services
+from reviewqueue import demo
 
 
 class Command(BaseCommand):
     help = (
-        "Load the demo content of `make run`: demo users, the engine's demo templates, and "
-        "Flowdesk's webhook receiver registered with the engine."
+        "Load the demo content of `make run`: demo users with their roles and teams, demo "
+        "queues and routes, the engine's demo templates, and Flowdesk's webhook receiver "
+        "registered with the engine."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -31,5 +32,7 @@ class Command(BaseCommand):
                     description="Flowdesk (make run)",
                     stdout=self.stdout,
                 )
-        for username in services.demo_users_ensure():
+        for username in demo.demo_users_ensure():
             self.stdout.write(f"created demo user {username}")
+        for queue in demo.demo_queues_ensure():
+            self.stdout.write(f"demo queue {queue.name}")

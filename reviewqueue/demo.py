@@ -1,0 +1,64 @@
+"""The demo content of ``make run``: logins for each role, teams, queues and routes."""
+
+from datetime import timedelta
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+
+from flows_integration.models import FlowTemplate
+from reviewqueue import roles
+from reviewqueue.models import Queue, Route
+
+DEMO_PASSWORD = "flowdesk-demo"
+# username, first name, role groups, team groups
+DEMO_USERS: list[tuple[str, str, tuple[str, ...], tuple[str, ...]]] = [
+    ("alice", "Alice", (roles.REVIEWER,), ("Clinical team", "Billing team")),
+    ("bob", "Bob", (roles.REVIEWER,), ("Clinical team",)),
+    ("sam", "Sam", (roles.SUPERVISOR,), ()),
+    ("ada", "Ada", (roles.FLOW_ADMIN,), ()),
+]
+# queue, its teams, its SLA, and the templates routed to it: (template id, priority)
+DEMO_QUEUES: list[tuple[str, tuple[str, ...], timedelta, list[tuple[str, int]]]] = [
+    ("Clinical review", ("Clinical team",), timedelta(hours=4), [("prior-authorization", 50)]),
+    (
+        "Eligibility",
+        ("Clinical team", "Billing team"),
+        timedelta(hours=8),
+        [("coverage-check", 10)],
+    ),
+    ("Billing", ("Billing team",), timedelta(days=1), [("billing-write-off", 0)]),
+]
+
+
+def demo_users_ensure() -> list[str]:
+    """Create the demo logins with their roles and teams (idempotent); returns the new ones."""
+    User = get_user_model()
+    created = []
+    for username, first_name, role_names, teams in DEMO_USERS:
+        user, was_created = User.objects.get_or_create(
+            username=username, defaults={"first_name": first_name}
+        )
+        if was_created:
+            user.set_password(DEMO_PASSWORD)
+            # Flow admins work in Django admin, which needs is_staff.
+            user.is_staff = roles.FLOW_ADMIN in role_names
+            user.save()
+            created.append(username)
+        user.groups.add(*[Group.objects.get_or_create(name=n)[0] for n in (*role_names, *teams)])
+    return created
+
+
+def demo_queues_ensure() -> list[Queue]:
+    """The demo queues and their routes (idempotent). A route names its template before the
+    template's first version is mirrored, so routing works from the first Run."""
+    made = []
+    for name, teams, sla, routes in DEMO_QUEUES:
+        queue, _ = Queue.objects.get_or_create(name=name, defaults={"sla": sla})
+        queue.teams.add(*[Group.objects.get_or_create(name=team)[0] for team in teams])
+        for template_id, priority in routes:
+            template, _ = FlowTemplate.objects.get_or_create(template_id=template_id)
+            Route.objects.get_or_create(
+                template=template, state_id="", defaults={"queue": queue, "priority": priority}
+            )
+        made.append(queue)
+    return made
