@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.contrib.auth import logout
+from django.contrib.auth.signals import user_logged_in
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import resolve_url
 from django_htmx.http import HttpResponseClientRedirect
@@ -17,6 +18,16 @@ from django_htmx.http import HttpResponseClientRedirect
 BACKGROUND_HEADER = "X-Flowdesk-Background"
 # Recording activity at most once a minute keeps most requests from writing the session.
 ACTIVITY_GRANULARITY = 60
+
+
+def _session_start(*, request: HttpRequest, **_: object) -> None:
+    """A sign-in starts both clocks afresh (``login`` keeps the data of the same user's session)."""
+    now = int(time.time())
+    request.session["signed_in_at"] = now
+    request.session["active_at"] = now
+
+
+user_logged_in.connect(_session_start, dispatch_uid="config.session_start")
 
 
 def session_limits(get_response: Callable[[HttpRequest], HttpResponse]) -> Callable:

@@ -6,9 +6,13 @@ class ReviewqueueConfig(AppConfig):
     verbose_name = "Review queue"
 
     def ready(self) -> None:
+        from django.contrib.auth.signals import user_logged_in, user_logged_out
+
         from flows_integration.signals import run_status_changed
-        from reviewqueue import services
+        from reviewqueue import receivers
 
         run_status_changed.connect(
-            services.on_run_status_changed, dispatch_uid="reviewqueue.item_follow_run"
+            receivers.on_run_status_changed, dispatch_uid="reviewqueue.item_follow_run"
         )
+        user_logged_in.connect(receivers.on_logged_in, dispatch_uid="reviewqueue.audit_login")
+        user_logged_out.connect(receivers.on_logged_out, dispatch_uid="reviewqueue.audit_logout")

@@ -15,6 +15,6 @@ def test_a_user_signs_in_and_out(live_server, page, alice):
     page.get_by_label("Password").fill("alice-password")
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(f"{live_server.url}/")
-    assert page.get_by_role("heading", name="Welcome, alice").is_visible()
+    assert page.get_by_role("heading", name="Work queue").is_visible()
     page.get_by_role("button", name="Sign out alice").click()
     page.wait_for_url("**/accounts/login/")
