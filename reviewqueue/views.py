@@ -8,6 +8,7 @@ htmx it re-renders the fragment it targets from fresh data.
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
@@ -75,6 +76,7 @@ def queue(request: HttpRequest) -> HttpResponse:
         "assignees": selectors.ASSIGNEES,
         "query": _query_without(request.GET, "page", "since"),
         "is_supervisor": roles.is_supervisor(request.user),
+        "refresh_seconds": settings.REVIEW_REFRESH_SECONDS,
     }
     if _htmx(request):
         return render(request, "reviewqueue/queue.html#queue-rows", context)
