@@ -78,7 +78,7 @@ class QueueFilters:
         """Parse the page's query string; anything unknown falls back to the default."""
         found = cls()
         queue = query.get("queue", "")
-        found.queue = int(queue) if queue.isdigit() else None
+        found.queue = int(queue) if queue.isdecimal() else None
         found.template = query.get("template", "")[:100]
         found.state = query.get("state", "")[:200]
         found.status = (
@@ -91,7 +91,7 @@ class QueueFilters:
         found.q = query.get("q", "").strip()[:100]
         found.sort = query.get("sort", "") if query.get("sort") in SORTS else "urgent"
         page = query.get("page", "1")
-        found.page = max(1, min(int(page), 10_000)) if page.isdigit() else 1
+        found.page = max(1, min(int(page), 10_000)) if page.isdecimal() else 1
         return found
 
 

@@ -5,7 +5,7 @@ user's queues is a 404, never a 403 that confirms it exists. A POST without htmx
 htmx it re-renders the fragment it targets from fresh data.
 """
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -55,7 +55,7 @@ def _item_for_user(request: HttpRequest, pk: int) -> ReviewItem:
 def queue(request: HttpRequest) -> HttpResponse:
     """The items of my queues, filtered, searched, sorted and paged; htmx polls the rows."""
     filters = selectors.QueueFilters.from_query(request.GET)
-    since = parse_datetime(request.GET.get("since", "")) or timezone.now()
+    since = _moment(request.GET.get("since", "")) or timezone.now()
     page = selectors.queue_page(request.user, filters, since=since)
     background = "X-Flowdesk-Background" in request.headers
     if not background:
@@ -81,6 +81,13 @@ def queue(request: HttpRequest) -> HttpResponse:
     if _htmx(request):
         return render(request, "reviewqueue/queue.html#queue-rows", context)
     return render(request, "reviewqueue/queue.html", context)
+
+
+def _moment(text: str) -> datetime | None:
+    try:
+        return parse_datetime(text)
+    except ValueError:  # well formed but not a real date: 2024-02-30
+        return None
 
 
 def _template_choices() -> list[str]:
@@ -240,7 +247,8 @@ def item_reassign(request: HttpRequest, pk: int) -> HttpResponse:
     item = _item_for_user(request, pk)
     if not roles.is_supervisor(request.user):
         raise Http404
-    to = get_user_model().objects.filter(pk=request.POST.get("to", "0") or 0).first()
+    chosen = request.POST.get("to", "")
+    to = get_user_model().objects.filter(pk=chosen).first() if chosen.isdecimal() else None
     if to is None:
         return _item_response(request, item, status=400, error="Choose who takes this item.")
     try:
@@ -268,9 +276,14 @@ def item_resend(request: HttpRequest, pk: int) -> HttpResponse:
 def item_renew(request: HttpRequest, pk: int) -> HttpResponse:
     """The lease heartbeat while the item page is open: extends my claim, answers the time left."""
     item = _item_for_user(request, pk)
-    services.lease_renew(item=item, user=request.user)
+    renewed = services.lease_renew(item=item, user=request.user)
+    if not _htmx(request):
+        if not renewed:
+            messages.error(request, "Your claim has ended.")
+        return redirect("reviewqueue:item", pk=item.pk)
     item.refresh_from_db()
-    return render(request, "reviewqueue/item.html#lease", {"item": item, "mine": True})
+    context = {"item": item, "mine": renewed}
+    return render(request, "reviewqueue/item.html#lease", context, status=200 if renewed else 409)
 
 
 @login_required
@@ -278,6 +291,8 @@ def item_renew(request: HttpRequest, pk: int) -> HttpResponse:
 def item_lease(request: HttpRequest, pk: int) -> HttpResponse:
     """The claim's remaining time, polled in the background (reading does not renew it)."""
     item = _item_for_user(request, pk)
+    if not _htmx(request):
+        return redirect("reviewqueue:item", pk=item.pk)
     context = {"item": item, "mine": item.lease_held_by(request.user)}
     return render(request, "reviewqueue/item.html#lease", context)
 
@@ -311,6 +326,8 @@ def item_form(request: HttpRequest, pk: int) -> HttpResponse:
     )
     form.suppress_errors()
     services.draft_save(item=item, user=request.user, data=_fields_of(form, request.POST))
+    if not _htmx(request):
+        return redirect("reviewqueue:item", pk=item.pk)
     part = request.POST.get(PART)
     if part is not None and part in form.nodes:
         return render(request, "schema_forms/node.html", {"node": form.nodes[part], "form": form})

@@ -335,7 +335,7 @@ def apply_action(data: QueryDict) -> tuple[QueryDict, str | None]:
         return out, f"{target}.{count}"
     if verb == "remove":
         array, _, index_text = target.rpartition(".")
-        if not index_text.isdigit():
+        if not index_text.isdecimal():
             return out, None
         removed = int(index_text)
         shifted = QueryDict(mutable=True)
