@@ -7,7 +7,6 @@ from typing import Any
 
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
-from django.utils.text import capfirst
 
 from flows_integration.models import WebhookEvent
 from reviewqueue import roles
@@ -19,6 +18,8 @@ from reviewqueue.models import (
     Queue,
     ReviewItem,
 )
+from reviewqueue.schema_forms.fields import humanize
+from reviewqueue.schema_forms.labels import value_title
 
 
 def queues_visible_to(user: Any) -> QuerySet[Queue]:
@@ -195,14 +196,13 @@ def _rows(schema: Any, value: Any, prefix: str) -> list[tuple[str, str]]:
         for index, sub_value in enumerate(value, start=1):
             rows += _rows(schema.get("items", {}), sub_value, f"{prefix} {index}")
         return rows
-    return [(prefix or "Value", _shown(value))]
+    return [(prefix or "Value", value_title(schema, value) or _shown(value))]
 
 
 def _label(key: str, schema: Any) -> str:
     if isinstance(schema, Mapping) and isinstance(schema.get("title"), str):
         return schema["title"]
-    spaced = "".join(f" {c.lower()}" if c.isupper() else c for c in key).replace("_", " ")
-    return capfirst(spaced.strip())
+    return humanize(key)
 
 
 def _shown(value: Any) -> str:

@@ -15,6 +15,7 @@ from jsonschema import ValidationError as SchemaError
 import flowspec
 from flowspec.renderable import discriminator_of, resolve
 from reviewqueue.schema_forms.fields import EMPTY, FormattedField, field_name, html_id, humanize
+from reviewqueue.schema_forms.labels import value_title
 from reviewqueue.schema_forms.tree import (
     ROWS,
     ArrayNode,
@@ -75,8 +76,14 @@ class SchemaForm(forms.Form):
                 node.bound_field = self[node.name]
                 self._hx_attrs(node)
         values = context_values if context_values is not None else [None] * len(spec.context_paths)
+        labels = spec.context_labels or spec.context_paths
+        schemas = spec.context_schemas or (None,) * len(spec.context_paths)
+        # (label, value as shown, path): the path stays available as a tooltip for authors.
         self.context_items = [
-            (path, _shown(value)) for path, value in zip(spec.context_paths, values, strict=False)
+            (label, value_title(schema, value) or _shown(value), path)
+            for label, value, path, schema in zip(
+                labels, values, spec.context_paths, schemas, strict=False
+            )
         ]
 
     def _hx_attrs(self, node: FieldNode) -> None:

@@ -34,6 +34,7 @@ from reviewqueue.schema_forms.fields import (
     html_id,
     humanize,
 )
+from reviewqueue.schema_forms.labels import path_label, schema_at
 
 if TYPE_CHECKING:
     from reviewqueue.schema_forms.form import SchemaForm
@@ -261,6 +262,10 @@ class FormSpec:
     title: str = ""
     instructions: str = ""
     context_paths: tuple[str, ...] = ()
+    # The same paths in words, from the template's own titles (`Patient › First name`).
+    context_labels: tuple[str, ...] = ()
+    # The schema of each context value where the template's input describes it (enum titles).
+    context_schemas: tuple[Any, ...] = ()
 
     @classmethod
     def for_state(cls, document: Mapping[str, Any], state_id: str) -> FormSpec | None:
@@ -274,12 +279,15 @@ class FormSpec:
         if not isinstance(state, Mapping) or state.get("type") != "callback":
             return None
         ui = state.get("ui", {})
+        context = [path for path in ui.get("context", []) if isinstance(path, str)]
         return cls(
             schema=state.get("input", {}),
             ui=ui,
             title=state.get("title", state_id),
             instructions=state.get("instructions", ""),
-            context_paths=tuple(ui.get("context", [])),
+            context_paths=tuple(context),
+            context_labels=tuple(path_label(document, path) for path in context),
+            context_schemas=tuple(schema_at(document, path) for path in context),
         )
 
     @staticmethod

@@ -1,0 +1,71 @@
+"""Words for people instead of paths and codes: a context path's label from the template's own
+titles, and an enum value's title (`60054` → `Aetna`)."""
+
+from collections.abc import Mapping
+from typing import Any
+
+import flowspec
+from reviewqueue.schema_forms.fields import humanize
+
+
+def path_label(document: Mapping[str, Any], path: str) -> str:
+    """`$input.patient.firstName` → `Patient › First name`; `$states.verify-coverage.planName`
+    → `Verify coverage › Plan name` (the state's title when it has one)."""
+    try:
+        parsed = flowspec.parse_path(path)
+    except flowspec.PathError:
+        return path
+    segments = list(parsed.segments)
+    labels: list[str] = []
+    schema: Any = None
+    if parsed.root == "input":
+        schema = document.get("input", {})
+    elif parsed.root == "states" and segments:
+        state_id = str(segments.pop(0))
+        state = document.get("states", {}).get(state_id, {})
+        labels.append(
+            state.get("title") if isinstance(state.get("title"), str) else humanize(state_id)
+        )
+        schema = (
+            state.get("resultSelector") if state.get("type") == "request" else state.get("input")
+        )
+    for segment in segments:
+        if isinstance(segment, int):
+            labels.append(str(segment + 1))
+            schema = schema.get("items") if isinstance(schema, Mapping) else None
+            continue
+        sub = schema.get("properties", {}).get(segment) if isinstance(schema, Mapping) else None
+        title = sub.get("title") if isinstance(sub, Mapping) else None
+        labels.append(title if isinstance(title, str) else humanize(segment))
+        schema = sub
+    return " › ".join(labels) or path
+
+
+def schema_at(document: Mapping[str, Any], path: str) -> Any:
+    """The schema describing what ``path`` reads under the template's `input`, if known."""
+    try:
+        parsed = flowspec.parse_path(path)
+    except flowspec.PathError:
+        return None
+    if parsed.root != "input":
+        return None
+    schema: Any = document.get("input", {})
+    for segment in parsed.segments:
+        if not isinstance(schema, Mapping):
+            return None
+        schema = (
+            schema.get("items")
+            if isinstance(segment, int)
+            else schema.get("properties", {}).get(segment)
+        )
+    return schema
+
+
+def value_title(schema: Any, value: Any) -> str | None:
+    """The title of the `oneOf` choice whose `const` is ``value``, if the schema names one."""
+    if not isinstance(schema, Mapping):
+        return None
+    for choice in schema.get("oneOf", []) or []:
+        if isinstance(choice, Mapping) and choice.get("const") == value and "title" in choice:
+            return str(choice["title"])
+    return None
