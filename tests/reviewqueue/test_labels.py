@@ -1,0 +1,36 @@
+"""Context shown in words: a path's label from the template's titles, a choice's title."""
+
+import yaml
+
+from reviewqueue.schema_forms import FormSpec
+from reviewqueue.schema_forms.labels import path_label, schema_at, value_title
+from tests.reviewqueue.conftest import PRIOR_AUTH
+
+DOCUMENT = yaml.safe_load(PRIOR_AUTH.read_text())
+
+
+def test_an_input_path_reads_as_the_titles_along_it():
+    assert path_label(DOCUMENT, "$input.patient.firstName") == "Patient › First name"
+    assert path_label(DOCUMENT, "$input.procedureCodes[0]") == "Procedure codes (CPT/HCPCS) › 1"
+
+
+def test_a_state_path_reads_as_the_state_and_its_result():
+    assert path_label(DOCUMENT, "$states.verify-coverage.planName") == "Verify coverage › Plan name"
+
+
+def test_a_malformed_path_is_shown_as_written():
+    assert path_label(DOCUMENT, "not a path") == "not a path"
+
+
+def test_a_choice_shows_its_title_and_anything_else_nothing():
+    payer = schema_at(DOCUMENT, "$input.payerId")
+    assert value_title(payer, "60054") == "Aetna"
+    assert value_title(payer, "99999") is None
+    assert value_title(None, "60054") is None
+
+
+def test_the_clinical_review_form_labels_its_context():
+    spec = FormSpec.for_state(DOCUMENT, "clinical-review")
+    assert spec is not None
+    assert "Patient › Last name" in spec.context_labels
+    assert len(spec.context_labels) == len(spec.context_paths) == len(spec.context_schemas)
