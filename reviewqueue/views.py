@@ -18,11 +18,12 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import HttpResponseClientRedirect, retarget
+from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefresh, retarget
 
+from config.middleware import BACKGROUND_HEADER
 from flows_integration.models import TemplateVersion
 from reviewqueue import roles, selectors, services
-from reviewqueue.models import ReviewItem, SubmissionStatus
+from reviewqueue.models import ItemStatus, ReviewItem, SubmissionStatus
 from reviewqueue.schema_forms import PART, FormSpec, SchemaForm, build_form
 
 # --- Helpers ---------------------------------------------------------------------------------
@@ -57,8 +58,7 @@ def queue(request: HttpRequest) -> HttpResponse:
     filters = selectors.QueueFilters.from_query(request.GET)
     since = _moment(request.GET.get("since", "")) or timezone.now()
     page = selectors.queue_page(request.user, filters, since=since)
-    background = "X-Flowdesk-Background" in request.headers
-    if not background:
+    if BACKGROUND_HEADER not in request.headers:
         services.audit_record(
             action="queue.viewed",
             actor=request.user,
@@ -125,7 +125,12 @@ def get_next(request: HttpRequest) -> HttpResponse:
 @require_GET
 def item_detail(request: HttpRequest, pk: int) -> HttpResponse:
     item = _item_for_user(request, pk)
-    if "X-Flowdesk-Background" not in request.headers:
+    if BACKGROUND_HEADER in request.headers:
+        if _htmx(request) and item.status not in (ItemStatus.SENDING, ItemStatus.DELIVERED):
+            # The panel polled while the answer was on its way; now that it has settled, the
+            # Run's context and timeline beside the panel are stale too: reload the page once.
+            return HttpResponseClientRefresh()
+    else:
         services.audit_record(action="item.viewed", actor=request.user, item=item, ip=_ip(request))
     context = _item_context(request, item)
     if _htmx(request):

@@ -100,6 +100,8 @@ class SchemaForm(forms.Form):
                 "hx-target": "#" + html_id(node.controls),
                 "hx-swap": "outerHTML",
                 "hx-vals": json.dumps({PART: node.controls}),
+                # Typing while the answer re-renders would be lost in the swap: the fields wait.
+                "hx-disabled-elt": "#schema-form",
             }
         )
 

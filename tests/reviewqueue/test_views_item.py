@@ -598,7 +598,7 @@ def test_form_with_htmx_adds_a_row_and_keeps_the_draft(reviewer, claimed_item):
     assert response.status_code == 200
     html = response.content.decode()
     assert "<html" not in html
-    assert html.lstrip().startswith('<div id="schema-form"')
+    assert html.lstrip().startswith('<fieldset id="schema-form"')
     assert 'name="diagnosisCodes.1.code"' in html
     assert 'value="M17.11"' in html
     assert 'class="errorlist"' not in html
