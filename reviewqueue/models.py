@@ -95,9 +95,7 @@ ITEM_TRANSITIONS: dict[str, frozenset[str]] = {
         }
     ),
     ItemStatus.DELIVERED: frozenset({ItemStatus.RESUMED}),
-    ItemStatus.NEEDS_ATTENTION: frozenset(
-        {ItemStatus.SENDING, ItemStatus.OPEN, ItemStatus.SUPERSEDED, ItemStatus.RESUMED}
-    ),
+    ItemStatus.NEEDS_ATTENTION: frozenset({ItemStatus.SENDING, ItemStatus.SUPERSEDED}),
     ItemStatus.RESUMED: frozenset(),
     ItemStatus.SUPERSEDED: frozenset(),
 }

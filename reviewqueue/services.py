@@ -9,15 +9,13 @@ constraints, and ``select_for_update(skip_locked=True)`` for "get next".
 
 import logging
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import partial
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -222,10 +220,16 @@ def item_close(*, run: FlowRun, new_status: str) -> ReviewItem | None:
     return item
 
 
-def _open_current_pause(run: FlowRun) -> None:
-    """A pause that arrived while an item was still sending gets its item once that settles."""
+def _open_current_pause(run: FlowRun, *, settled: ReviewItem) -> None:
+    """A pause that arrived while ``settled`` was still sending gets its item once that settles.
+
+    A mirror still showing ``settled``'s own state is not a new pause but a mirror that has not
+    caught up (a 409 says the Run moved on): opening it would put an answered pause back in the
+    queue. ``item_open`` reads a second signal for the same state the same way.
+    """
     if (
         run.status == RunStatus.PENDING
+        and run.state_id != settled.state_id
         and not run.review_items.filter(status__in=ACTIVE_STATUSES).exists()
     ):
         item_open(run=run, state_id=run.state_id)
@@ -269,26 +273,28 @@ def item_claim(*, item: ReviewItem, user: Any, ip: str | None = None) -> ReviewI
     """Claim an open item (or renew one's own claim). One conditional UPDATE settles a race:
     of N people claiming at once exactly one row update succeeds."""
     now = timezone.now()
-    taken = (
-        ReviewItem.objects.filter(pk=item.pk)
-        .filter(
-            Q(status=ItemStatus.OPEN)
-            | Q(status=ItemStatus.CLAIMED, claimed_by=user)
-            | Q(status=ItemStatus.CLAIMED, lease_until__lt=now)
+    # The claim and its audit row commit together: a claim is never made unaudited.
+    with transaction.atomic():
+        taken = (
+            ReviewItem.objects.filter(pk=item.pk)
+            .filter(
+                Q(status=ItemStatus.OPEN)
+                | Q(status=ItemStatus.CLAIMED, claimed_by=user)
+                | Q(status=ItemStatus.CLAIMED, lease_until__lt=now)
+            )
+            .update(
+                status=ItemStatus.CLAIMED,
+                claimed_by=user,
+                lease_until=now + lease_length(),
+                status_changed_at=now,
+            )
         )
-        .update(
-            status=ItemStatus.CLAIMED,
-            claimed_by=user,
-            lease_until=now + lease_length(),
-            status_changed_at=now,
-        )
-    )
-    item.refresh_from_db()
-    if not taken:
-        if item.status == ItemStatus.CLAIMED and item.claimed_by is not None:
-            raise ReviewError(f"{_name(item.claimed_by)} is working on this item.")
-        raise ReviewError(f"This item is {item.get_status_display().lower()}.")
-    audit_record(action="item.claimed", actor=user, item=item, ip=ip)
+        item.refresh_from_db()
+        if not taken:
+            if item.status == ItemStatus.CLAIMED and item.claimed_by is not None:
+                raise ReviewError(f"{_name(item.claimed_by)} is working on this item.")
+            raise ReviewError(f"This item is {item.get_status_display().lower()}.")
+        audit_record(action="item.claimed", actor=user, item=item, ip=ip)
     return item
 
 
@@ -322,14 +328,20 @@ def item_release(*, item: ReviewItem, user: Any, ip: str | None = None) -> Revie
     released = ReviewItem.objects.filter(pk=item.pk, status=ItemStatus.CLAIMED)
     if not roles.is_supervisor(user):
         released = released.filter(claimed_by=user)
-    holder = item.claimed_by_id
-    count = released.update(
-        status=ItemStatus.OPEN, claimed_by=None, lease_until=None, status_changed_at=timezone.now()
-    )
-    item.refresh_from_db()
-    if not count:
-        raise NotYourClaim("Only the person holding this item can release it.")
-    audit_record(action="item.released", actor=user, item=item, ip=ip, holder=holder)
+    with transaction.atomic():
+        # The holder as it is now (the caller's copy may be older), released and audited
+        # together.
+        holder = ReviewItem.objects.select_for_update().get(pk=item.pk).claimed_by_id
+        count = released.update(
+            status=ItemStatus.OPEN,
+            claimed_by=None,
+            lease_until=None,
+            status_changed_at=timezone.now(),
+        )
+        item.refresh_from_db()
+        if not count:
+            raise NotYourClaim("Only the person holding this item can release it.")
+        audit_record(action="item.released", actor=user, item=item, ip=ip, holder=holder)
     return item
 
 
@@ -340,16 +352,17 @@ def item_reassign(*, item: ReviewItem, to: Any, by: Any, ip: str | None = None) 
     if not items_visible_to(to).filter(pk=item.pk).exists():
         raise ReviewError(f"{_name(to)} does not work in the {item.queue} queue.")
     now = timezone.now()
-    count = ReviewItem.objects.filter(pk=item.pk, status__in=WORKABLE_STATUSES).update(
-        status=ItemStatus.CLAIMED,
-        claimed_by=to,
-        lease_until=now + lease_length(),
-        status_changed_at=now,
-    )
-    item.refresh_from_db()
-    if not count:
-        raise ReviewError(f"This item is {item.get_status_display().lower()}.")
-    audit_record(action="item.reassigned", actor=by, item=item, ip=ip, to=to.pk)
+    with transaction.atomic():  # reassigned and audited together
+        count = ReviewItem.objects.filter(pk=item.pk, status__in=WORKABLE_STATUSES).update(
+            status=ItemStatus.CLAIMED,
+            claimed_by=to,
+            lease_until=now + lease_length(),
+            status_changed_at=now,
+        )
+        item.refresh_from_db()
+        if not count:
+            raise ReviewError(f"This item is {item.get_status_display().lower()}.")
+        audit_record(action="item.reassigned", actor=by, item=item, ip=ip, to=to.pk)
     return item
 
 
@@ -440,29 +453,46 @@ def submission_create(
     Refused, with the input kept as a draft, when the Run is no longer PENDING at the item's
     state. A second submit (double click, another tab, a replay) finds the item already SENDING.
     """
-    with transaction.atomic():
-        locked = ReviewItem.objects.select_for_update().select_related("run").get(pk=item.pk)
-        if locked.status == ItemStatus.SENDING:
-            raise ReviewError("This answer has already been submitted.")
-        if not locked.lease_held_by(user):
-            holder = locked.claimed_by
-            if locked.status == ItemStatus.CLAIMED and holder is not None and holder != user:
-                raise NotYourClaim(f"{_name(holder)} is working on this item.")
-            raise NotYourClaim("Your claim on this item has ended. Claim it again to submit.")
-        run = locked.run
-        if run.status != RunStatus.PENDING or run.state_id != locked.state_id:
-            raise RunMovedOn(
-                f"The Run is no longer waiting at this step ({run.get_status_display()}). "
-                "Your input is kept as a draft."
+    try:
+        with transaction.atomic():
+            locked = ReviewItem.objects.select_for_update().select_related("run").get(pk=item.pk)
+            # A replay after the first submit went out (sent, delivered, or waiting for a
+            # supervisor) is "already submitted", not "claim it again".
+            if locked.status in (
+                ItemStatus.SENDING,
+                ItemStatus.DELIVERED,
+                ItemStatus.NEEDS_ATTENTION,
+            ):
+                raise ReviewError("This answer has already been submitted.")
+            run = locked.run
+            if not locked.is_active:
+                # Superseded (or resumed): the Run left this pause; claiming again cannot help.
+                raise RunMovedOn(
+                    "The Run is no longer waiting at this step. Your input is kept as a draft."
+                )
+            if not locked.lease_held_by(user):
+                holder = locked.claimed_by
+                if locked.status == ItemStatus.CLAIMED and holder is not None and holder != user:
+                    raise NotYourClaim(f"{_name(holder)} is working on this item.")
+                raise NotYourClaim("Your claim on this item has ended. Claim it again to submit.")
+            if run.status != RunStatus.PENDING or run.state_id != locked.state_id:
+                raise RunMovedOn(
+                    f"The Run is no longer waiting at this step ({run.get_status_display()}). "
+                    "Your input is kept as a draft."
+                )
+            _transition(locked, ItemStatus.SENDING)
+            locked.save()
+            submission = Submission.objects.create(item=locked, submitted_by=user, input=answer)
+            draft_keep(item=locked, user=user, data=form_data)
+            audit_record(
+                action="item.submitted", actor=user, item=locked, ip=ip, submission=submission.pk
             )
-        _transition(locked, ItemStatus.SENDING)
-        locked.save()
-        submission = Submission.objects.create(item=locked, submitted_by=user, input=answer)
-        draft_keep(item=locked, user=user, data=form_data)
-        audit_record(
-            action="item.submitted", actor=user, item=locked, ip=ip, submission=submission.pk
-        )
-        transaction.on_commit(lambda: _enqueue_delivery(submission.pk), robust=True)
+            transaction.on_commit(lambda: _enqueue_delivery(submission.pk), robust=True)
+    except RunMovedOn:
+        # The promise above ("kept as a draft") is the service's, not only the view's: the
+        # block rolled back, so the input is kept here, after it.
+        draft_keep(item=item, user=user, data=form_data)
+        raise
     item.refresh_from_db()
     return submission
 
@@ -498,7 +528,9 @@ def submission_deliver(submission_id: int) -> Delivery:
         return Delivery("busy")
     submission = Submission.objects.select_related("item__run").get(pk=submission_id)
     item = submission.item
-    run_id = str(item.run.flow_run_id)
+    run = item.run
+    run_id = str(run.flow_run_id)
+    sending = False
     try:
         if submission.maybe_sent:
             info = flows_client.get_run(run_id)
@@ -506,13 +538,22 @@ def submission_deliver(submission_id: int) -> Delivery:
             if not (info.status == RunStatus.PENDING and info.state_id in (None, item.state_id)):
                 return _delivered(submission)
             _set(submission, maybe_sent=False)
-        elif item.status != ItemStatus.SENDING:
-            # The Run left its pause before we sent anything (see ``item_close``).
+        elif (
+            item.status != ItemStatus.SENDING
+            or run.status != RunStatus.PENDING
+            or (run.state_id and run.state_id != item.state_id)
+        ):
+            # The Run left its pause before we sent anything (see ``item_close``). Nothing of
+            # ours can have arrived (``maybe_sent`` is clear), so someone else moved it, and
+            # Update Run names no state: sent now, our answer would be taken for whatever
+            # pause the Run waits in next. (A blank state is unknown, not another pause:
+            # without Sohar's stateId a sync may not know it.)
             return _refused(submission)
         _set(submission, maybe_sent=True, attempts=submission.attempts + 1)
+        sending = True
         flows_client.update_run(run_id, submission.input)
     except flows_client.FlowsError as exc:
-        return _delivery_failed(submission, exc)
+        return _delivery_failed(submission, exc, sending=sending)
     health_record_success()
     return _delivered(submission)
 
@@ -524,8 +565,6 @@ def _set(submission: Submission, **values: Any) -> None:
 
 
 def _delivered(submission: Submission) -> Delivery:
-    from flows_integration import tasks as integration_tasks
-
     with transaction.atomic():
         item = (
             ReviewItem.objects.select_for_update().select_related("run").get(pk=submission.item_id)
@@ -541,14 +580,17 @@ def _delivered(submission: Submission) -> Delivery:
             item.save()
         Draft.objects.filter(item=item).delete()
         audit_record(action="submission.delivered", item=item, submission=submission.pk)
-        _open_current_pause(item.run)
+        _open_current_pause(item.run, settled=item)
         # Webhooks say the Run moved; asking now shows "Run resumed" without waiting for them.
         flow_run_id = str(item.run.flow_run_id)
-        transaction.on_commit(
-            lambda: integration_tasks.refresh_run.apply_async(args=(flow_run_id,), retry=False),
-            robust=True,
-        )
+        transaction.on_commit(lambda: _enqueue_refresh(flow_run_id), robust=True)
     return Delivery("delivered", submission)
+
+
+def _enqueue_refresh(flow_run_id: str) -> None:
+    from flows_integration import tasks as integration_tasks
+
+    integration_tasks.refresh_run.apply_async(args=(flow_run_id,), retry=False)
 
 
 def _refused(submission: Submission) -> Delivery:
@@ -562,17 +604,32 @@ def _refused(submission: Submission) -> Delivery:
             _transition(item, ItemStatus.SUPERSEDED)
             item.save()
         audit_record(action="submission.refused", item=item, submission=submission.pk)
-        _open_current_pause(item.run)
+        _open_current_pause(item.run, settled=item)
+        # After a 409 the mirror still shows the pause we answered: bring it up to date (its
+        # signal then opens the Run's next pause, if there is one).
+        flow_run_id = str(item.run.flow_run_id)
+        transaction.on_commit(lambda: _enqueue_refresh(flow_run_id), robust=True)
     return Delivery("refused", submission)
 
 
-def _delivery_failed(submission: Submission, exc: flows_client.FlowsError) -> Delivery:
-    if exc.status == 400:
+def _delivery_failed(
+    submission: Submission, exc: flows_client.FlowsError, *, sending: bool
+) -> Delivery:
+    """``sending``: Update Run failed (else the Get Run asked before it)."""
+    if sending and exc.status == 400:
         return _rejected(submission, exc)
-    if exc.status == 409:
+    if sending and exc.status == 409:
         # Our engine: the Run is not PENDING. Nothing of ours was applied by this call.
         _set(submission, maybe_sent=False)
         return _refused(submission)
+    if sending:
+        maybe_sent = exc.outcome_unknown
+    else:
+        # Get Run failed: the earlier Update Run's outcome is as unknown as before, so the
+        # next attempt must ask again (clearing it would send the input a second time). The
+        # try counts, or an API down for good would never end in "needs attention".
+        maybe_sent = submission.maybe_sent
+        _set(submission, attempts=submission.attempts + 1)
     if not exc.retryable or submission.attempts >= settings.REVIEW_SUBMIT_ATTEMPTS:
         if exc.retryable:
             health_record_failure(exc)
@@ -581,7 +638,7 @@ def _delivery_failed(submission: Submission, exc: flows_client.FlowsError) -> De
     delay = _backoff(submission.attempts)
     _set(
         submission,
-        maybe_sent=submission.maybe_sent and exc.outcome_unknown,
+        maybe_sent=maybe_sent,
         last_error=str(exc)[:500],
         next_attempt_at=timezone.now() + timedelta(seconds=delay),
         locked_until=None,
@@ -598,7 +655,8 @@ def _delivery_failed(submission: Submission, exc: flows_client.FlowsError) -> De
 
 
 def _backoff(attempt: int) -> float:
-    """Capped exponential back-off with full jitter, so a recovered API is not stampeded."""
+    """Capped exponential back-off with equal jitter (half to all of the step), so a recovered
+    API is not stampeded."""
     ceiling = min(
         settings.REVIEW_SUBMIT_BACKOFF_MAX, settings.REVIEW_SUBMIT_BACKOFF * 2 ** (attempt - 1)
     )
@@ -675,72 +733,3 @@ def outbox_sweep() -> int:
     for submission_id in due:
         _enqueue_delivery(submission_id)
     return len(due)
-
-
-# --- Demo content ----------------------------------------------------------------------------
-
-DEMO_PASSWORD = "flowdesk-demo"
-# username, first name, role groups, team groups
-DEMO_USERS: list[tuple[str, str, tuple[str, ...], tuple[str, ...]]] = [
-    ("alice", "Alice", (roles.REVIEWER,), ("Clinical team", "Billing team")),
-    ("bob", "Bob", (roles.REVIEWER,), ("Clinical team",)),
-    ("sam", "Sam", (roles.SUPERVISOR,), ()),
-    ("ada", "Ada", (roles.FLOW_ADMIN,), ()),
-]
-# queue, teams, SLA, routes: (template id, state id, priority, priority path)
-DEMO_QUEUES: list[tuple[str, tuple[str, ...], timedelta, list[tuple[str, str, int, str]]]] = [
-    (
-        "Clinical review",
-        ("Clinical team",),
-        timedelta(hours=4),
-        [("prior-authorization", "", 50, "")],
-    ),
-    (
-        "Eligibility",
-        ("Clinical team", "Billing team"),
-        timedelta(hours=8),
-        [("coverage-check", "", 10, "")],
-    ),
-    ("Billing", ("Billing team",), timedelta(days=1), [("billing-write-off", "", 0, "")]),
-]
-
-
-def demo_users_ensure() -> list[str]:
-    """Create the demo logins that ``make run`` prints, with their roles and teams
-    (idempotent)."""
-    UserModel = get_user_model()
-    created = []
-    for username, first_name, role_names, teams in DEMO_USERS:
-        user, was_created = UserModel.objects.get_or_create(
-            username=username, defaults={"first_name": first_name}
-        )
-        if was_created:
-            user.set_password(DEMO_PASSWORD)
-            user.is_staff = roles.FLOW_ADMIN in role_names
-            user.save()
-            created.append(username)
-        groups = [Group.objects.get_or_create(name=name)[0] for name in (*role_names, *teams)]
-        user.groups.add(*groups)
-    return created
-
-
-def demo_queues_ensure(template_ids: Iterable[str]) -> list[Queue]:
-    """The demo queues and their routes, for the templates that are mirrored (idempotent)."""
-    from flows_integration.models import FlowTemplate
-
-    known = set(template_ids)
-    made = []
-    for name, teams, sla, routes in DEMO_QUEUES:
-        queue, _ = Queue.objects.get_or_create(name=name, defaults={"sla": sla})
-        queue.teams.add(*[Group.objects.get_or_create(name=team)[0] for team in teams])
-        for template_id, state_id, priority, path in routes:
-            if template_id not in known:
-                continue
-            template = FlowTemplate.objects.get(template_id=template_id)
-            Route.objects.get_or_create(
-                template=template,
-                state_id=state_id,
-                defaults={"queue": queue, "priority": priority, "priority_path": path},
-            )
-        made.append(queue)
-    return made

@@ -1,0 +1,175 @@
+"""Races the database settles, with real threads on PostgreSQL: twenty people claiming one item,
+eight people pressing "get next" over a thousand items, and a double submit from two tabs while
+deliveries race each other to the real engine."""
+
+import threading
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Group
+from django.db import connection, connections
+from django.utils import timezone
+
+from flows_integration.models import FlowRun
+from reviewqueue import services
+from reviewqueue.models import AuditEvent, ItemStatus, ReviewItem, Submission, SubmissionStatus
+from tests.flows_integration.test_loop import eventually
+from tests.reviewqueue import test_delivery
+from tests.reviewqueue.conftest import CLINICAL_ANSWER, CLINICAL_REVIEW, clinical_form_data
+from tests.reviewqueue.test_delivery import engine_pending_item
+
+pytestmark = [
+    pytest.mark.skipif(
+        connection.vendor != "postgresql",
+        reason="races need real row locks and SKIP LOCKED: PostgreSQL only "
+        "(set DATABASE_URL to a PostgreSQL database)",
+    ),
+    pytest.mark.django_db(transaction=True),
+]
+
+# Every Update Run the engine received, counted engine-side.
+engine_updates = test_delivery.engine_updates
+
+
+def at_once(count: int, work: Callable[[int], Any]) -> list[Any]:
+    """Run ``work(i)`` in ``count`` threads released together; each result, or the exception it
+    raised. Each thread closes its own database connection when done."""
+    barrier = threading.Barrier(count)
+    results: list[Any] = [None] * count
+
+    def run(index: int) -> None:
+        try:
+            barrier.wait(timeout=30)
+            results[index] = work(index)
+        except Exception as exc:
+            results[index] = exc
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads), "a thread is stuck"
+    return results
+
+
+def clinical_team(django_user_model, count: int) -> list:
+    """``count`` reviewers of the Clinical team, named reviewer00, reviewer01, ..."""
+    team = Group.objects.get_or_create(name="Clinical team")[0]
+    people = [django_user_model.objects.create_user(f"reviewer{i:02}") for i in range(count)]
+    team.user_set.add(*people)
+    return people
+
+
+def test_twenty_people_claiming_one_item_one_wins_and_the_rest_see_who(item, django_user_model):
+    people = clinical_team(django_user_model, 20)
+
+    results = at_once(
+        20,
+        lambda i: services.item_claim(item=ReviewItem.objects.get(pk=item.pk), user=people[i]),
+    )
+
+    winners = [people[i] for i, result in enumerate(results) if isinstance(result, ReviewItem)]
+    assert len(winners) == 1
+    [winner] = winners
+    refusals = [result for result in results if not isinstance(result, ReviewItem)]
+    assert len(refusals) == 19
+    assert all(type(refusal) is services.ReviewError for refusal in refusals)
+    assert {str(refusal) for refusal in refusals} == {f"{winner.username} is working on this item."}
+    item.refresh_from_db()
+    assert (item.status, item.claimed_by) == (ItemStatus.CLAIMED, winner)
+    claims = AuditEvent.objects.filter(item=item, action="item.claimed")
+    assert list(claims.values_list("actor", flat=True)) == [winner.pk]
+
+
+def test_eight_people_pressing_get_next_over_a_thousand_items_get_each_item_once(
+    prior_auth_version, clinical_queue, django_user_model
+):
+    now = timezone.now()
+    runs = FlowRun.objects.bulk_create(
+        FlowRun(
+            flow_run_id=uuid.uuid4(),
+            template=prior_auth_version.template,
+            version=prior_auth_version,
+            status="PENDING",
+            state_id=CLINICAL_REVIEW,
+        )
+        for _ in range(1000)
+    )
+    ReviewItem.objects.bulk_create(
+        ReviewItem(
+            run=run,
+            episode=1,
+            queue=clinical_queue,
+            version=prior_auth_version,
+            state_id=CLINICAL_REVIEW,
+            priority=index % 7,
+            due_at=now + timedelta(minutes=index % 13),
+            run_ref=str(run.flow_run_id),
+        )
+        for index, run in enumerate(runs)
+    )
+    people = clinical_team(django_user_model, 8)
+
+    def work(index: int) -> list[int]:
+        taken = []
+        while (claimed := services.item_get_next(user=people[index])) is not None:
+            taken.append(claimed.pk)
+        return taken
+
+    results = at_once(8, work)
+
+    assert not [result for result in results if isinstance(result, Exception)]
+    every = [pk for taken in results for pk in taken]
+    assert len(every) == 1000
+    assert set(every) == set(ReviewItem.objects.values_list("pk", flat=True))
+    assert all(taken for taken in results)  # nobody waited out the others
+    assert not ReviewItem.objects.exclude(status=ItemStatus.CLAIMED).exists()
+    for person, taken in zip(people, results, strict=True):
+        assert set(
+            ReviewItem.objects.filter(claimed_by=person).values_list("pk", flat=True)
+        ) == set(taken)
+    claims = AuditEvent.objects.filter(action="item.claimed", detail__via="get_next")
+    assert claims.count() == 1000
+    assert claims.values("item").distinct().count() == 1000
+
+
+def test_a_double_submit_makes_one_submission_and_one_update_run(
+    flows_api, celery_worker, clinical_queue, reviewer, engine_updates
+):
+    item = engine_pending_item(clinical_queue)
+    services.item_claim(item=item, user=reviewer)
+
+    def submit(index: int) -> Submission:
+        return services.submission_create(
+            item=ReviewItem.objects.get(pk=item.pk),
+            user=reviewer,
+            answer=CLINICAL_ANSWER,
+            form_data=clinical_form_data(),
+        )
+
+    submitted = at_once(2, submit)
+
+    [submission] = [result for result in submitted if isinstance(result, Submission)]
+    [refusal] = [result for result in submitted if not isinstance(result, Submission)]
+    assert type(refusal) is services.ReviewError
+    assert "already been submitted" in str(refusal)
+    assert Submission.objects.filter(item=item).count() == 1
+    # The worker has its task; a replayed task, the sweep and a redelivery race it.
+    outcomes = at_once(3, lambda i: services.submission_deliver(submission.pk).outcome)
+    eventually(
+        lambda: ReviewItem.objects.filter(pk=item.pk, status=ItemStatus.RESUMED).exists(),
+        what="the item to show the Run resumed",
+    )
+
+    assert outcomes.count("delivered") <= 1
+    assert set(outcomes) <= {"delivered", "busy"}
+    assert engine_updates == [str(item.run.flow_run_id)]
+    submission.refresh_from_db()
+    assert (submission.status, submission.attempts) == (SubmissionStatus.DELIVERED, 1)
+    assert AuditEvent.objects.filter(item=item, action="submission.delivered").count() == 1
