@@ -2,10 +2,12 @@
 and webhooks: a reviewer gets the next item, fills the clinical review and watches the Run
 resume; two reviewers collide on one item; a draft survives a reload; the keyboard opens items.
 
-Screenshots of each key step go to ``test-artifacts/review-queue/`` (git-ignored); the three the
-README shows are also written to ``docs/screenshots/``.
+Screenshots of each key step go to ``test-artifacts/review-queue/`` (git-ignored); with
+``FLOWDESK_README_SHOTS=1`` the three the README shows are also written to ``docs/screenshots/``
+(only then, so that a test run leaves the checkout clean).
 """
 
+import os
 import re
 import shutil
 from collections.abc import Callable, Iterator
@@ -41,7 +43,7 @@ def shot(page: Page, name: str, *, readme: str | None = None) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
-    if readme:
+    if readme and os.environ.get("FLOWDESK_README_SHOTS") == "1":
         README_SHOTS.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, README_SHOTS / readme)
 
