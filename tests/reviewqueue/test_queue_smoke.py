@@ -8,8 +8,9 @@ from tests.reviewqueue.conftest import CLINICAL_ANSWER, clinical_form_data
 pytestmark = pytest.mark.django_db
 
 
-def test_a_reviewer_submits_the_clinical_review_form(client, claimed_item, reviewer,
-                                                     django_capture_on_commit_callbacks):
+def test_a_reviewer_submits_the_clinical_review_form(
+    client, claimed_item, reviewer, django_capture_on_commit_callbacks
+):
     client.force_login(reviewer)
     with django_capture_on_commit_callbacks() as callbacks:
         response = client.post(f"/items/{claimed_item.pk}/submit/", clinical_form_data())
