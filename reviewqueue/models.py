@@ -169,7 +169,26 @@ class ReviewItem(models.Model):
                 condition=Q(status=ItemStatus.CLAIMED),
                 name="item_lease_idx",
             ),
-            models.Index(fields=["run_ref"], name="item_run_ref_idx"),
+            # ...and the same order across queues (a supervisor, a reviewer of several queues):
+            # without it PostgreSQL sorts every workable item for each page.
+            models.Index(
+                models.F("priority").desc(),
+                "due_at",
+                "id",
+                condition=Q(status__in=sorted(WORKABLE_STATUSES)),
+                name="item_workable_any_queue_idx",
+            ),
+            # "N new items since you opened the page", on every refresh.
+            models.Index(
+                fields=["opened_at"],
+                condition=Q(status__in=sorted(WORKABLE_STATUSES)),
+                name="item_workable_opened_idx",
+            ),
+            # Search by the start of a run id: a prefix LIKE needs pattern ops under a non-C
+            # collation (PostgreSQL only; other databases ignore opclasses).
+            models.Index(
+                fields=["run_ref"], name="item_run_ref_idx", opclasses=["varchar_pattern_ops"]
+            ),
         ]
         permissions = [("supervise_item", "Can supervise every queue and reassign items")]
 

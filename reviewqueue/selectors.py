@@ -111,13 +111,15 @@ def queue_page(user: Any, filters: QueueFilters, *, since: datetime | None = Non
     order = SORTS[filters.sort][1]
     offset = (filters.page - 1) * PAGE_SIZE
     rows = list(
-        items.select_related("queue", "version__template", "claimed_by").order_by(*order)[
-            offset : offset + PAGE_SIZE + 1
-        ]
+        items.select_related("queue", "version__template", "claimed_by")
+        # The version's document and source are large and a row shows only its name.
+        .defer("version__document", "version__source")
+        .order_by(*order)[offset : offset + PAGE_SIZE + 1]
     )
     new_items = 0
     if since is not None:
-        new_items = items.filter(opened_at__gt=since).values("pk")[: NEW_ITEMS_CAP + 1].count()
+        newer = items.filter(opened_at__gt=since).order_by().values("pk")
+        new_items = newer[: NEW_ITEMS_CAP + 1].count()
     return QueuePage(
         items=rows[:PAGE_SIZE],
         page=filters.page,

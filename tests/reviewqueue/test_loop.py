@@ -14,7 +14,12 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_a_paused_run_becomes_an_item_and_resumes_once_submitted(
-    flows_api, receiver_registered, celery_worker, clinical_queue, reviewer, client  # noqa: F811
+    flows_api,
+    receiver_registered,
+    celery_worker,
+    clinical_queue,
+    reviewer,
+    client,  # noqa: F811
 ):
     integration.templates_import()
     from reviewqueue.models import Route
