@@ -1,10 +1,12 @@
 """State changes of the mirror: storing versions, receiving events, syncing runs.
 
 Get Run is the truth and webhooks only say "look now", so every path that changes a ``FlowRun``
-goes through ``mirror_apply``, which locks the row, compares, writes only what moved, and
-announces a status or state change with ``run_status_changed`` inside the same transaction.
+goes through ``mirror_apply`` (one run) or ``mirror_apply_many`` (a reconcile chunk), which lock
+the rows, compare them with one shared rule (``_mirror_update``), write only what moved, and
+announce a status or state change with ``run_status_changed`` inside the same transaction.
 """
 
+import functools
 import json
 import logging
 import time
@@ -17,8 +19,8 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Field, Q
 from django.utils import timezone
 
 import flowspec
@@ -231,8 +233,8 @@ def mirror_apply_many(
     moved: list[tuple[FlowRun, str, str]] = []
     applied_alone: list[FlowRun] = []
     with transaction.atomic():
-        # Locked in pk order: two transactions locking overlapping sets (two passes' chunks)
-        # then wait for each other instead of deadlocking.
+        # Locked in pk order, so that two transactions locking overlapping sets of runs wait
+        # for each other instead of deadlocking.
         locked = FlowRun.objects.select_for_update().filter(flow_run_id__in=suspects).order_by("pk")
         stored = {run.flow_run_id: run for run in locked}
         for run_id in suspects:
@@ -248,7 +250,7 @@ def mirror_apply_many(
                 target.append(run)
                 moved.append((run, old_status, old_state))
         for names, runs in to_update.items():
-            FlowRun.objects.bulk_update(runs, names)
+            _runs_update(runs, names)
         if to_create and not _runs_insert(to_create):
             # A webhook's refresh inserted one of them since the SELECT (rare): mirror_apply's
             # get_or_create settles that race run by run, and announces what it changed.
@@ -285,6 +287,42 @@ def _mirror_suspects(
         if _mirror_update(run, info, version, "", created=False):
             suspects.append(run_id)
     return suspects
+
+
+def _runs_update(runs: list[FlowRun], names: Sequence[str]) -> None:
+    """Write the fields ``names`` of ``runs``, each row its own values, one statement a batch.
+
+    On PostgreSQL ``UPDATE ... FROM (VALUES ...)``, a join on the pk. Django's ``bulk_update``
+    writes ``CASE WHEN id = ... THEN ...`` per field instead, which the server evaluates row by
+    branch (quadratic in the batch) and which takes 0.4 ms of Python per row to build: for
+    10,000 runs 0.7-0.9 s of database time and 4.2 s of CPU, against 0.3-0.5 s and 0.23 s.
+    SQLite (the embedded default) keeps ``bulk_update``.
+    """
+    if connection.vendor != "postgresql":
+        FlowRun.objects.bulk_update(runs, names)
+        return
+    meta = FlowRun._meta
+    fields = [field for field in meta.concrete_fields if {field.name, field.attname} & set(names)]
+    quote = connection.ops.quote_name
+    columns = [quote(str(field.column)) for field in fields]
+    table, pk = quote(meta.db_table), quote(str(meta.pk.column))
+    # Each value cast to its column's type: a column whose values are all NULL would be text.
+    row = "(%s, {})".format(", ".join(f"%s::{field.cast_db_type(connection)}" for field in fields))
+    for start in range(0, len(runs), 1000):  # stays far below PostgreSQL's 65,535 parameters
+        batch = runs[start : start + 1000]
+        params: list[Any] = []
+        for run in batch:
+            params.append(run.pk)
+            params += [
+                field.get_db_prep_save(getattr(run, field.attname), connection) for field in fields
+            ]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} SET {', '.join(f'{c} = new.{c}' for c in columns)}"
+                f" FROM (VALUES {', '.join([row] * len(batch))}) AS new (pk, {', '.join(columns)})"
+                f" WHERE {table}.{pk} = new.pk",
+                params,
+            )
 
 
 def _runs_insert(runs: list[FlowRun]) -> bool:
@@ -439,30 +477,63 @@ def _waiting_state(
 # --- The inbox -------------------------------------------------------------------------------
 
 
-def event_receive(*, svix_id: str, payload: dict) -> WebhookEvent | None:
-    """Store a verified event once; enqueue its refresh on commit.
+def event_receive(*, svix_id: str, payload: dict) -> int | None:
+    """Store a verified event once; enqueue its refresh on commit. The new row's id.
 
-    Returns None for a duplicate ``svix-id`` (Svix retries, concurrent deliveries). The enqueue
-    is robust: with the broker down the event stays in the inbox for the sweeper.
+    Returns None for a duplicate ``svix-id`` (Svix retries, concurrent deliveries). One
+    statement in autocommit (``_inbox_insert``): the row is committed when it returns, or with
+    the surrounding transaction if there is one, and the enqueue waits for that commit. The
+    enqueue is robust: with the broker down the event stays in the inbox for the sweeper.
     """
     try:
         flow_run_id = uuid.UUID(str(payload.get("flowRunId")))
     except ValueError:
         raise ValueError("flowRunId is missing or not a UUID") from None
-    try:
-        with transaction.atomic():
-            event = WebhookEvent.objects.create(
-                svix_id=svix_id,
-                event_type=str(payload.get("event", "")),
-                flow_run_id=flow_run_id,
-                status=str(payload.get("status") or ""),
-                state_id=str(payload.get("stateId") or ""),
-                payload=payload,
-            )
-            transaction.on_commit(lambda: _enqueue_event(event.pk), robust=True)
-    except IntegrityError:
-        return None
-    return event
+    event_id = _inbox_insert(
+        WebhookEvent(
+            svix_id=svix_id,
+            event_type=str(payload.get("event", "")),
+            flow_run_id=flow_run_id,
+            status=str(payload.get("status") or ""),
+            state_id=str(payload.get("stateId") or ""),
+            payload=payload,
+        )
+    )
+    if event_id is not None:
+        transaction.on_commit(lambda: _enqueue_event(event_id), robust=True)
+    return event_id
+
+
+def _inbox_insert(event: WebhookEvent) -> int | None:
+    """``INSERT ... ON CONFLICT (svix_id) DO NOTHING RETURNING id``: the new row's id, or None
+    when that ``svix-id`` is stored already (PostgreSQL, and SQLite since 3.35).
+
+    One round trip where ``create()`` in ``atomic()`` took three (BEGIN, INSERT, COMMIT) and
+    answered a duplicate by raising. Django has no such call: ``bulk_create(ignore_conflicts=
+    True)`` sends the same statement but returns no id and does not say whether it inserted.
+    """
+    sql, fields = _inbox_insert_statement()
+    params = [field.get_db_prep_save(field.pre_save(event, True), connection) for field in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return None if row is None else int(row[0])
+
+
+@functools.cache
+def _inbox_insert_statement() -> tuple[str, tuple[Field, ...]]:
+    """``_inbox_insert``'s SQL and the fields its parameters come from, built once."""
+    meta = WebhookEvent._meta
+    fields = tuple(field for field in meta.concrete_fields if not field.primary_key)
+    quote = connection.ops.quote_name
+    sql = "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}) DO NOTHING RETURNING {}".format(
+        quote(meta.db_table),
+        ", ".join(quote(str(field.column)) for field in fields),
+        ", ".join(["%s"] * len(fields)),
+        quote(str(meta.get_field("svix_id").column)),
+        quote(str(meta.pk.column)),
+    )
+    return sql, fields
 
 
 def event_process(event_id: int) -> Refreshed | None:
@@ -496,8 +567,13 @@ def events_sweep() -> int:
 def _enqueue_event(event_id: int) -> None:
     from flows_integration import tasks
 
-    # No publish retries: a webhook answer must not wait on a broker that is down.
-    tasks.process_event.apply_async(args=(event_id,), retry=False)
+    # No publish retries: a webhook answer must not wait on a broker that is down. The
+    # arguments' reprs (for the worker's log) are given, or Celery computes them with reprlib on
+    # every publish: a sixth of the publish's CPU, and the publish is a third of the receiver's.
+    # (celery-types does not list these options of apply_async.)
+    tasks.process_event.apply_async(  # type: ignore[call-arg]
+        args=(event_id,), argsrepr=f"({event_id},)", kwargsrepr="{}", retry=False
+    )
 
 
 # --- Leases ----------------------------------------------------------------------------------

@@ -8,10 +8,12 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 import time_machine
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from standardwebhooks import Webhook
 
-from flows_integration import receiver
+from flows_integration import receiver, services
 from flows_integration.models import WebhookEvent
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -80,6 +82,24 @@ def test_a_signed_event_is_stored_and_its_refresh_enqueued_on_commit(
     assert event.state_id == "collect-member-id"
     assert event.processed_at is None
     assert len(callbacks) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_event_is_one_statement_in_autocommit_and_a_duplicate_is_not_enqueued(
+    client, monkeypatch
+):
+    enqueued: list[int] = []
+    monkeypatch.setattr(services, "_enqueue_event", enqueued.append)
+    body = event_body()
+    headers = signed(body)
+    with CaptureQueriesContext(connection) as queries:
+        assert post(client, body, headers).json() == {"status": "accepted"}
+        assert post(client, body, headers).json() == {"status": "duplicate"}
+    sqls = [query["sql"] for query in queries.captured_queries]
+    assert [sql.split()[0] for sql in sqls if "webhookevent" in sql] == ["INSERT", "INSERT"]
+    assert not any(sql.startswith(("BEGIN", "SAVEPOINT", "COMMIT")) for sql in sqls)
+    # Outside a transaction the enqueue runs at once, the row being committed already.
+    assert enqueued == [WebhookEvent.objects.get().pk]
 
 
 @pytest.mark.django_db

@@ -163,6 +163,37 @@ def test_only_the_fields_that_moved_are_written_and_sync_error_is_cleared():
     assert (output_moved.output, output_moved.sync_error) == ({"memberId": "1"}, "")
 
 
+def test_every_kind_of_column_is_written_as_mirror_apply_would(status_changes):
+    single = services.version_store(template_id="sign-off", number=1, source=SIGN_OFF)
+    one, many = mirror(), mirror()
+    kwargs = {
+        "status": "ERROR",
+        "state_id": "sign-off",
+        "output": {"reason": "declined", "amount": 12.5},
+        "errors": (client.RunError(status=400, param="memberId", error="bad", state="sign-off"),),
+        "template_id": "sign-off",
+        "version": 1,
+        "created_at": T0 - timedelta(days=1),
+        "updated_at": T0 + timedelta(minutes=5),
+    }
+
+    services.mirror_apply(answer(one, **kwargs))
+    apply_many([answer(many, **kwargs)])
+
+    one.refresh_from_db()
+    many.refresh_from_db()
+    for run in (one, many):
+        assert (run.version_id, run.template_id) == (single.pk, single.template_id)
+        assert run.errors == [
+            {"status": 400, "param": "memberId", "error": "bad", "state": "sign-off"}
+        ]
+        assert run.output == {"reason": "declined", "amount": 12.5}
+        assert run.remote_created_at == T0 - timedelta(days=1)
+        assert run.remote_updated_at == T0 + timedelta(minutes=5)
+        assert (run.status, run.state_id, run.state_unresolved) == ("ERROR", "sign-off", False)
+    assert [change[1:] for change in status_changes] == [("IN_PROGRESS", "ERROR", "sign-off")] * 2
+
+
 def test_statements_do_not_grow_with_the_chunk():
     def statements(count):
         runs = [mirror() for _ in range(count)]
