@@ -81,9 +81,14 @@ class FlowRun(models.Model):
         help_text="PENDING, but neither the server nor the version says at which state.",
     )
     input_data = models.JSONField(
-        default=dict, blank=True, help_text="Known only for runs that Flowdesk created."
+        default=dict,
+        blank=True,
+        help_text="Known for runs that Flowdesk created, and from servers that share it.",
     )
     output = models.JSONField(default=dict, blank=True)
+    # What each state produced so far (state id → result): Get Run's `states`, our extension;
+    # the review queue shows it as the results of earlier steps.
+    state_results = models.JSONField(default=dict, blank=True)
     errors = models.JSONField(default=list, blank=True)
     remote_created_at = models.DateTimeField(null=True, blank=True)
     remote_updated_at = models.DateTimeField(null=True, blank=True)

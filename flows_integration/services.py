@@ -274,7 +274,7 @@ def _mirror_suspects(
     each one's page for nothing. A row that changes after this read was changed by a refresh
     with an answer at least as fresh as ours, which it is then right to leave alone.
     """
-    stored = FlowRun.objects.filter(flow_run_id__in=list(by_id)).defer("input_data")
+    stored = FlowRun.objects.filter(flow_run_id__in=list(by_id))
     seen = {run.flow_run_id: run for run in stored}
     suspects = []
     for run_id, info in by_id.items():
@@ -450,7 +450,17 @@ def _mirror_values(
     if version is not None:
         values["version_id"] = version.pk
         values["template_id"] = version.template_id
+    # Our extensions: a server that does not send them (Sohar) leaves what we know alone. A
+    # Run's input never changes, so it is written once.
+    if info.states is not None:
+        values["state_results"] = info.states
+    if info.input_data is not None and not run.input_data:
+        values["input_data"] = info.input_data
     state_id, unresolved = _waiting_state(info, version, hint_state_id)
+    if unresolved and run.status == RunStatus.PENDING and run.state_id:
+        # Still PENDING and nothing says where: a sync without stateId (Sohar's reconcile)
+        # must not wipe the state a webhook told us; a move between pauses comes with a hint.
+        state_id, unresolved = run.state_id, False
     values["state_id"] = state_id if state_id is not None else run.state_id
     values["state_unresolved"] = unresolved
     return values

@@ -182,6 +182,24 @@ def readable_sections(schema: Mapping[str, Any], data: Any) -> list[Section]:
     return ([Section("General", general)] if general else []) + sections
 
 
+def earlier_steps(document: Mapping[str, Any], results: Any) -> list[Section]:
+    """What the Run's earlier states produced, in the template's order, titled by the state."""
+    if not isinstance(results, Mapping):
+        return []
+    sections = []
+    for state_id, state in document.get("states", {}).items():
+        if state_id not in results or not isinstance(state, Mapping):
+            continue
+        schema = (
+            state.get("resultSelector") if state.get("type") == "request" else state.get("input")
+        )
+        title = state.get("title")
+        title = title if isinstance(title, str) else humanize(state_id)
+        rows = _rows(schema, results[state_id], "")
+        sections.append(Section(title, rows if results[state_id] != {} else [("Result", "—")]))
+    return sections
+
+
 def _rows(schema: Any, value: Any, prefix: str) -> list[tuple[str, str]]:
     schema = schema if isinstance(schema, Mapping) else {}
     if isinstance(value, Mapping):

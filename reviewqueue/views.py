@@ -163,6 +163,7 @@ def _item_context(
         "sections": selectors.readable_sections(
             item.version.document.get("input", {}), item.run.input_data
         ),
+        "earlier_steps": selectors.earlier_steps(item.version.document, item.run.state_results),
         "timeline": selectors.timeline(item),
         "notes": item.notes.select_related("author"),
         "submission": item.submissions.first(),
@@ -177,7 +178,8 @@ def _form_url(item: ReviewItem) -> str:
 
 
 def _run_context(item: ReviewItem) -> dict[str, Any]:
-    return {"input": item.run.input_data, "states": {}}
+    """What the form's context and prefill paths read: `$input` and `$states`."""
+    return {"input": item.run.input_data, "states": item.run.state_results}
 
 
 def _saved_form(request: HttpRequest, item: ReviewItem, spec: FormSpec) -> SchemaForm:

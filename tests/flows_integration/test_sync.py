@@ -219,6 +219,26 @@ def test_a_pending_run_nothing_decides_is_flagged_not_guessed(db):
     assert (mirror.state_id, mirror.state_unresolved) == ("", True)
 
 
+def test_a_sync_without_state_id_keeps_the_state_a_webhook_told(db):
+    run_id = str(uuid.uuid4())
+    services.mirror_apply(info(run_id, "PENDING"), hint_state_id="clinical-review")
+    services.mirror_apply(info(run_id, "PENDING", output={"note": "changed"}))  # Sohar's reconcile
+    mirror = FlowRun.objects.get(flow_run_id=run_id)
+    assert (mirror.state_id, mirror.state_unresolved) == ("clinical-review", False)
+
+
+def test_the_runs_context_is_mirrored_when_the_server_shares_it(db):
+    run_id = str(uuid.uuid4())
+    services.mirror_apply(
+        info(run_id, "IN_PROGRESS", input_data={"a": 1}, states={"discover": {"found": False}})
+    )
+    services.mirror_apply(info(run_id, "PENDING", state_id="collect", input_data={"a": 2}))
+    mirror = FlowRun.objects.get(flow_run_id=run_id)
+    # The input is written once; results are kept when an answer does not carry them.
+    assert mirror.input_data == {"a": 1}
+    assert mirror.state_results == {"discover": {"found": False}}
+
+
 def test_a_version_with_one_callback_state_decides_it(db):
     single = services.version_store(template_id="sign-off", number=1, source=SIGN_OFF)
     run = FlowRun.objects.create(flow_run_id=uuid.uuid4(), status="IN_PROGRESS", version=single)

@@ -34,3 +34,17 @@ def test_the_clinical_review_form_labels_its_context():
     assert spec is not None
     assert "Patient › Last name" in spec.context_labels
     assert len(spec.context_labels) == len(spec.context_paths) == len(spec.context_schemas)
+
+
+def test_earlier_steps_read_as_the_states_titles_and_results():
+    from reviewqueue.selectors import earlier_steps
+
+    results = {
+        "verify-coverage": {"active": True, "planName": "Gold PPO"},
+        "clinical-review": {"decision": "approve"},
+    }
+    sections = earlier_steps(DOCUMENT, results)
+    assert [s.title for s in sections] == ["Verify coverage", "Clinical review"]
+    assert ("Plan name", "Gold PPO") in sections[0].rows
+    assert ("Active", "Yes") in sections[0].rows
+    assert ("Decision", "Approve as requested") in sections[1].rows
