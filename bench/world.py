@@ -78,6 +78,9 @@ class World:
     celery: Celery
     processes: dict[str, Process] = field(default_factory=dict)
 
+    def manage(self, *args: str, timeout: float = 300) -> None:
+        manage(self.env, self.log_dir, *args, timeout=timeout)
+
     def db(self) -> psycopg.Connection:
         """A new autocommit connection to the benchmark database (close it, or use ``with``)."""
         return psycopg.connect(self.database_url, autocommit=True)
@@ -86,7 +89,7 @@ class World:
         for process in self.processes.values():
             code = process.popen.poll()
             if code is not None:
-                raise BenchError(f"{process.name} exited with code {code}:\n{_tail(process.log)}")
+                raise BenchError(f"{process.name} exited with code {code}:\n{tail(process.log)}")
 
     def send_task(self, name: str, *args: object, count: int = 1) -> None:
         """Publish ``count`` messages for task ``name`` over one broker connection."""
@@ -171,8 +174,8 @@ def _world(
     failed = True
     try:
         _database_create(database_url)
-        _manage(env, log_dir, "migrate", "--noinput")
-        _manage(env, log_dir, "load_demo", "--base-url", base_url)
+        manage(env, log_dir, "migrate", "--noinput")
+        manage(env, log_dir, "load_demo", "--base-url", base_url)
         bus.flushdb()
         _start_web(world, port)
         if config.worker:
@@ -266,7 +269,8 @@ def _database_drop(database_url: str) -> None:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
 
 
-def _manage(env: dict[str, str], log_dir: Path, *args: str) -> None:
+def manage(env: dict[str, str], log_dir: Path, *args: str, timeout: float = 300) -> None:
+    """Run ``manage.py *args`` in a world's environment, its output to a log in ``log_dir``."""
     log = log_dir / f"manage-{args[0]}.log"
     with log.open("wb") as out:
         code = subprocess.run(
@@ -275,10 +279,10 @@ def _manage(env: dict[str, str], log_dir: Path, *args: str) -> None:
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
-            timeout=300,
+            timeout=timeout,
         ).returncode
     if code != 0:
-        raise BenchError(f"manage.py {' '.join(args)} failed ({code}):\n{_tail(log)}")
+        raise BenchError(f"manage.py {' '.join(args)} failed ({code}):\n{tail(log)}")
 
 
 # --- Processes -------------------------------------------------------------------------------
@@ -388,7 +392,8 @@ def _stop(process: Process) -> None:
     process.popen.wait(5)
 
 
-def _tail(path: Path, lines: int = 30) -> str:
+def tail(path: Path, lines: int = 30) -> str:
+    """The last lines of a log, for an error message."""
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:

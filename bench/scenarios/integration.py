@@ -54,7 +54,7 @@ import httpx
 
 from bench.measure import BenchError, CpuMeter, median, percentile, wait_until
 from bench.registry import Context, Metric, Outcome, scenario
-from bench.world import BASE_DIR, PYTHON, Process, World, WorldConfig, provision, settle
+from bench.world import BASE_DIR, PYTHON, Process, World, WorldConfig, provision, settle, tail
 
 # A secret of this benchmark's own (``whsec_`` + base64), given to gunicorn and the worker.
 WEBHOOK_SECRET = "whsec_Zmxvd2Rlc2stYmVuY2gtaW50ZWdyYXRpb24tc2VjcmV0"
@@ -690,7 +690,7 @@ def reconcile(ctx: Context) -> Outcome:
         if set(shape) != set(next(iter(answers.values()))):
             raise BenchError(f"the fake's Get Run keys differ from the engine's: {sorted(shape)}")
         # The mirror's copy of the template, imported from the engine as an admin would.
-        _manage(world, "load_templates")
+        world.manage("load_templates")
         with fake_flows_api(scratch, answers) as fake_url:
             spec = scratch / "reconcile-spec.json"
             out = scratch / "reconcile-result.json"
@@ -714,7 +714,7 @@ def reconcile(ctx: Context) -> Outcome:
                     timeout=900,
                 ).returncode  # fmt: skip
             if code != 0:
-                raise BenchError(f"the reconcile process failed ({code}):\n{_tail(log)}")
+                raise BenchError(f"the reconcile process failed ({code}):\n{tail(log)}")
             result = json.loads(out.read_text())
     first, second = result["pass1"], result["pass2"]
 
@@ -800,21 +800,6 @@ def _engine_shape(world: World) -> list[str]:
         return sorted(answer.json())
 
 
-def _manage(world: World, *args: str) -> None:
-    log = world.log_dir / f"manage-{args[0]}.log"
-    with log.open("wb") as out:
-        code = subprocess.run(
-            [PYTHON, "manage.py", *args],
-            cwd=BASE_DIR,
-            env=world.env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            timeout=120,
-        ).returncode
-    if code != 0:
-        raise BenchError(f"manage.py {' '.join(args)} failed ({code}):\n{_tail(log)}")
-
-
 @contextlib.contextmanager
 def _scratch(ctx: Context) -> Iterator[Path]:
     """A folder for the fake API's answers and log and the reconcile process's files; removed
@@ -825,13 +810,6 @@ def _scratch(ctx: Context) -> Iterator[Path]:
         print(f"   scratch files kept in {path}", file=sys.stderr)
     else:
         shutil.rmtree(path, ignore_errors=True)
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
 
 
 # --- The reconcile process (runs Django) -----------------------------------------------------

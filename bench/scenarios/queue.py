@@ -56,7 +56,7 @@ from bench.measure import BenchError, CpuMeter, percentile, wait_until
 from bench.queue_data import DataSizes
 from bench.queue_django import CLINICAL_DRAFT
 from bench.registry import Context, Metric, Outcome, scenario
-from bench.world import BASE_DIR, PYTHON, World, WorldConfig, provision, settle
+from bench.world import BASE_DIR, PYTHON, World, WorldConfig, provision, settle, tail
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/flowdesk_bench_queue"
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/9"
@@ -349,7 +349,7 @@ def _locust(
         ).returncode
     world.check_alive()
     if not out.exists():
-        raise BenchError(f"locust wrote no samples (exit {code}):\n{_tail(scratch / 'locust.log')}")
+        raise BenchError(f"locust wrote no samples (exit {code}):\n{tail(scratch / 'locust.log')}")
     found = json.loads(out.read_text())
     found["exit_code"] = code
     found["command"] = " ".join(command)
@@ -671,7 +671,7 @@ def _cache_ensure(ctx: Context, sizes: Sizes, cache_url: str) -> dict[str, Any]:
     )
     with provision("queue-cache", ctx, config) as world:
         # The mirror's template versions, imported from the engine as an operator would.
-        _manage(world, "load_templates")
+        world.manage("load_templates")
     timings = queue_data.generate(cache_url, sizes.data)
     label = {
         "fingerprint": want,
@@ -744,33 +744,11 @@ def _django(world: World, command: str, spec: dict[str, Any], timeout: float = 3
             timeout=timeout,
         ).returncode
     if code != 0:
-        raise BenchError(f"bench.queue_django {command} failed ({code}):\n{_tail(log)}")
+        raise BenchError(f"bench.queue_django {command} failed ({code}):\n{tail(log)}")
     return json.loads(out_path.read_text())
-
-
-def _manage(world: World, *args: str) -> None:
-    log = world.log_dir / f"manage-{args[0]}.log"
-    with log.open("wb") as out:
-        code = subprocess.run(
-            [PYTHON, "manage.py", *args],
-            cwd=BASE_DIR,
-            env=world.env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            timeout=300,
-        ).returncode
-    if code != 0:
-        raise BenchError(f"manage.py {' '.join(args)} failed ({code}):\n{_tail(log)}")
 
 
 def _now_iso() -> str:
     from datetime import UTC, datetime
 
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
