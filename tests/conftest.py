@@ -128,6 +128,20 @@ def flows_api(live_server, engine_clients, demo_templates, settings):
 
 
 @pytest.fixture
+def receiver_registered(live_server, settings):
+    """Flowdesk's webhook receiver (on live_server) registered with the engine, for sandbox
+    events, with the Svix retry schedule compressed for tests."""
+    from flows_engine import webhooks as engine_webhooks
+
+    settings.FLOWS_ENGINE_WEBHOOK_RETRY_SCALE = 0.001
+    return engine_webhooks.endpoint_register(
+        url=f"{live_server.url}/flows/webhooks/",
+        environment="sandbox",
+        secret=settings.FLOWS_WEBHOOK_SECRET,
+    )
+
+
+@pytest.fixture
 def status_changes():
     """Every ``run_status_changed`` signal sent during the test, as tuples."""
     from flows_integration.signals import run_status_changed

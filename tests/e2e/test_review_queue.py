@@ -20,13 +20,13 @@ from playwright.sync_api import Browser, Page, expect
 from flows_integration import services as integration
 from flows_integration.models import FlowRun, FlowTemplate
 from reviewqueue.models import ItemStatus, ReviewItem, Route
-from tests.flows_integration.test_loop import eventually, receiver_registered  # noqa: F401
 from tests.reviewqueue.conftest import (  # noqa: F401
     CLINICAL_INPUT,
     clinical_queue,
     colleague,
     reviewer,
 )
+from tests.waiting import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -66,7 +66,7 @@ def sign_in(page: Page, base_url: str, username: str) -> None:
 @pytest.fixture
 def paused_items(
     flows_api,
-    receiver_registered,  # noqa: F811
+    receiver_registered,
     celery_worker,
     clinical_queue,  # noqa: F811
 ) -> Callable[[int], list[ReviewItem]]:

@@ -1,7 +1,5 @@
 """The whole loop over real HTTP: engine webhooks → receiver → inbox → worker → mirror."""
 
-import time
-
 import pytest
 from django.conf import settings as django_settings
 
@@ -9,6 +7,7 @@ from config.celery import app as celery_app
 from flows_engine import webhooks as engine_webhooks
 from flows_integration import services
 from flows_integration.models import FlowRun, WebhookEvent
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -16,24 +15,6 @@ COVERAGE_INPUT = {
     "patient": {"firstName": "Maria", "lastName": "Notfound", "dateOfBirth": "1980-02-29"},
     "payerId": "60054",
 }
-
-
-def eventually(check, timeout: float = 45, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while not (result := check()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-    return result
-
-
-@pytest.fixture
-def receiver_registered(live_server, settings):
-    settings.FLOWS_ENGINE_WEBHOOK_RETRY_SCALE = 0.001
-    return engine_webhooks.endpoint_register(
-        url=f"{live_server.url}/flows/webhooks/",
-        environment="sandbox",
-        secret=django_settings.FLOWS_WEBHOOK_SECRET,
-    )
 
 
 def test_a_run_pausing_arrives_in_the_mirror_through_webhooks(

@@ -41,8 +41,9 @@ from tests.flows_integration.faulty_server import (
     reset,
     respond,
 )
-from tests.flows_integration.test_loop import _point_broker_at, eventually
+from tests.flows_integration.test_loop import _point_broker_at
 from tests.reviewqueue.conftest import CLINICAL_ANSWER, CLINICAL_INPUT, clinical_form_data
+from tests.waiting import eventually
 
 PUT = "PUT /v1/flow-runs/"
 GET = "GET /v1/flow-runs/"

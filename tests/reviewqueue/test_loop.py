@@ -7,8 +7,8 @@ from flows_integration import services as integration
 from flows_integration.models import FlowRun
 from reviewqueue import services
 from reviewqueue.models import ItemStatus, ReviewItem, SubmissionStatus
-from tests.flows_integration.test_loop import eventually, receiver_registered  # noqa: F401
 from tests.reviewqueue.conftest import CLINICAL_INPUT, clinical_form_data
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -16,10 +16,10 @@ from django.utils import timezone
 from flows_integration.models import FlowRun
 from reviewqueue import services
 from reviewqueue.models import AuditEvent, ItemStatus, ReviewItem, Submission, SubmissionStatus
-from tests.flows_integration.test_loop import eventually
 from tests.reviewqueue import test_delivery
 from tests.reviewqueue.conftest import CLINICAL_ANSWER, CLINICAL_REVIEW, clinical_form_data
 from tests.reviewqueue.test_delivery import engine_pending_item
+from tests.waiting import eventually
 
 pytestmark = [
     pytest.mark.skipif(
