@@ -192,5 +192,6 @@ class SyncPassAdmin(ReadOnlyAdmin):
         "runs_changed",
         "runs_failed",
         "throttled",
+        "skipped",
         "duration_ms",
     ]

@@ -437,3 +437,15 @@ def test_the_lease_is_released_when_a_pass_fails(get_run):
     with pytest.raises(KeyError):
         services.reconcile()
     assert services.lease_acquire(name=services.RECONCILE_LEASE, ttl=TTL) is not None
+
+
+def test_manage_sync_runs_says_when_another_pass_holds_the_lease(db):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    held = services.lease_acquire(name=services.RECONCILE_LEASE, ttl=services.RECONCILE_LEASE_TTL)
+    assert held is not None
+    out = StringIO()
+    call_command("sync_runs", stdout=out)
+    assert out.getvalue().strip() == "skipped: another reconcile pass is running"

@@ -12,6 +12,9 @@ class Command(BaseCommand):
 
     def handle(self, *args: object, concurrency: int | None, limit: int | None, **options: object):
         sync_pass = services.reconcile(concurrency=concurrency, limit=limit)
+        if sync_pass.skipped:
+            self.stdout.write("skipped: another reconcile pass is running")
+            return
         self.stdout.write(
             f"checked {sync_pass.runs_checked}, changed {sync_pass.runs_changed}, "
             f"failed {sync_pass.runs_failed}{' (throttled)' if sync_pass.throttled else ''} "
