@@ -499,6 +499,28 @@ def event_receive(*, svix_id: str, payload: dict) -> int | None:
         flow_run_id = uuid.UUID(str(payload.get("flowRunId")))
     except ValueError:
         raise ValueError("flowRunId is missing or not a UUID") from None
+    # Checked here, not left to the database: an over-long value must be a 400 (Svix stops),
+    # not the 503 of a failed insert (Svix would retry it for a day).
+    for name, value, limit in (
+        ("svix-id", svix_id, WebhookEvent._meta.get_field("svix_id").max_length),
+        (
+            "stateId",
+            str(payload.get("stateId") or ""),
+            WebhookEvent._meta.get_field("state_id").max_length,
+        ),
+        (
+            "status",
+            str(payload.get("status") or ""),
+            WebhookEvent._meta.get_field("status").max_length,
+        ),
+        (
+            "event",
+            str(payload.get("event", "")),
+            WebhookEvent._meta.get_field("event_type").max_length,
+        ),
+    ):
+        if limit is not None and len(value) > limit:
+            raise ValueError(f"{name} is longer than {limit} characters")
     event_id = _inbox_insert(
         WebhookEvent(
             svix_id=svix_id,

@@ -635,7 +635,8 @@ def _delivery_failed(
             health_record_failure(exc)
         return _failed(submission, exc)
     health_record_failure(exc)
-    delay = _backoff(submission.attempts)
+    # A 429 or 503 may say when to come back; never sooner than that.
+    delay = max(_backoff(submission.attempts), exc.retry_after or 0)
     _set(
         submission,
         maybe_sent=maybe_sent,

@@ -23,7 +23,7 @@ from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefre
 from config.middleware import BACKGROUND_HEADER
 from flows_integration.models import TemplateVersion
 from reviewqueue import roles, selectors, services
-from reviewqueue.models import ItemStatus, ReviewItem, SubmissionStatus
+from reviewqueue.models import Draft, ItemStatus, ReviewItem, SubmissionStatus
 from reviewqueue.schema_forms import PART, FormSpec, SchemaForm, build_form
 
 # --- Helpers ---------------------------------------------------------------------------------
@@ -149,8 +149,10 @@ def _item_context(
     if spec is None:
         raise Http404("The item's state has no form.")
     mine = item.lease_held_by(request.user)
+    draft = services.draft_for(item=item, user=request.user)
     if form is None and mine:
         form = _saved_form(request, item, spec)
+    kept = _draft_form(item, spec, draft).typed_values() if draft and not mine else []
     supervisor = roles.is_supervisor(request.user)
     return {
         "item": item,
@@ -167,7 +169,8 @@ def _item_context(
         "timeline": selectors.timeline(item),
         "notes": item.notes.select_related("author"),
         "submission": item.submissions.first(),
-        "draft": services.draft_for(item=item, user=request.user),
+        "draft": draft,
+        "kept_input": kept,
         "reassign_to": _colleagues(item) if supervisor else [],
         "now": timezone.now(),
     }
@@ -189,10 +192,7 @@ def _saved_form(request: HttpRequest, item: ReviewItem, spec: FormSpec) -> Schem
     if draft is None:
         form, _ = build_form(spec, None, partial_url=_form_url(item), context=_run_context(item))
         return form
-    data = QueryDict(mutable=True)
-    for name, values in draft.data.items():
-        data.setlist(name, values)
-    form, _ = build_form(spec, data, partial_url=_form_url(item), context=_run_context(item))
+    form = _draft_form(item, spec, draft)
     rejected = item.submissions.filter(status=SubmissionStatus.REJECTED).first()
     if rejected is not None and rejected.created_at >= draft.saved_at - _SAME_MOMENT:
         form.is_valid()
@@ -200,6 +200,15 @@ def _saved_form(request: HttpRequest, item: ReviewItem, spec: FormSpec) -> Schem
             form.add_server_error(param, message)
     else:
         form.suppress_errors()
+    return form
+
+
+def _draft_form(item: ReviewItem, spec: FormSpec, draft: Draft) -> SchemaForm:
+    """The form bound to what the draft kept, as typed."""
+    data = QueryDict(mutable=True)
+    for name, values in draft.data.items():
+        data.setlist(name, values)
+    form, _ = build_form(spec, data, partial_url=_form_url(item), context=_run_context(item))
     return form
 
 

@@ -165,6 +165,18 @@ class SchemaForm(forms.Form):
             label = self._long_label(name) if name in self.nodes else ""
             self.add_error(None, f"{label}: {message}" if label else message)
 
+    def typed_values(self) -> list[tuple[str, str]]:
+        """(label, value as typed) for every filled field of a bound form, in form order: a
+        draft shown read-only, after the item it was typed for has closed."""
+        if not isinstance(self.data, QueryDict):
+            return []
+        found = []
+        for name in self.fields:
+            values = [value for value in self.data.getlist(name) if value != ""]
+            if values:
+                found.append((self._long_label(name), ", ".join(values)))
+        return found
+
     def _long_label(self, name: str) -> str:
         """`Items 2 › Code`: a field's label with its groups', unambiguous out of context."""
         parts = name.split(".")

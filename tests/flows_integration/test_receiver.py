@@ -185,6 +185,15 @@ def test_a_signed_body_that_is_not_an_event_is_refused(client):
 
 
 @pytest.mark.django_db
+def test_over_long_values_are_refused_with_400_not_retried_as_503(client):
+    body = event_body(stateId="s" * 201)
+    assert post(client, body, signed(body)).status_code == 400
+    body = event_body()
+    assert post(client, body, signed(body, msg_id="m" * 101)).status_code == 400
+    assert not WebhookEvent.objects.exists()
+
+
+@pytest.mark.django_db
 def test_other_event_types_are_ignored_with_2xx(client):
     body = event_body(event="invoice.paid")
     response = post(client, body, signed(body))

@@ -596,3 +596,20 @@ def test_a_mirror_that_lost_track_of_the_state_does_not_stop_a_delivery(
     assert services.submission_deliver(submission.pk).outcome == "delivered"
 
     assert faulty_api.count(PUT) == 1
+
+
+@pytest.mark.django_db
+def test_a_retry_waits_at_least_as_long_as_retry_after_says(
+    faulty_api, item, reviewer, enqueued, settings, django_capture_on_commit_callbacks
+):
+    settings.REVIEW_SUBMIT_BACKOFF = 1.0
+    faulty_api.plan(PUT, UNAVAILABLE)
+    submission = submit(item, reviewer)
+    enqueued.clear()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.submission_deliver(submission.pk).outcome == "retry"
+
+    submission.refresh_from_db()
+    assert submission.next_attempt_at >= timezone.now() + timedelta(seconds=55)
+    assert [countdown for task, _, countdown in enqueued if task == "deliver"] == [60]

@@ -890,3 +890,25 @@ def test_notes_are_escaped(reviewer, item):
     html = client.get(url("item", item)).content.decode()
     assert "<script>alert(1)" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+@pytest.mark.django_db
+def test_a_superseded_items_kept_input_is_shown_with_its_labels(client, claimed_item, reviewer):
+    from reviewqueue import services as review
+
+    review.draft_save(
+        item=claimed_item,
+        user=reviewer,
+        data={"reviewer.name": ["Alice Reviewer"], "diagnosisCodes.0.code": ["M17.11"]},
+    )
+    run = claimed_item.run
+    run.status = "IN_PROGRESS"
+    run.save()
+    review.item_close(run=run, new_status="IN_PROGRESS")
+    client.force_login(reviewer)
+
+    html = client.get(f"/items/{claimed_item.pk}/").content.decode()
+
+    assert "Your input, kept as a draft" in html
+    assert "<dt>Reviewer › Name</dt><dd>Alice Reviewer</dd>" in html
+    assert "reviewer.name" not in html
