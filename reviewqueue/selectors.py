@@ -78,6 +78,8 @@ class QueueFilters:
     def from_query(cls, query: Mapping[str, str]) -> "QueueFilters":
         """Parse the page's query string; anything unknown falls back to the default."""
         found = cls()
+        # A NUL character cannot reach PostgreSQL in a parameter; nobody types one on purpose.
+        query = {key: value.replace("\x00", "") for key, value in query.items()}
         queue = query.get("queue", "")
         found.queue = int(queue) if queue.isdecimal() else None
         found.template = query.get("template", "")[:100]

@@ -416,7 +416,12 @@ def draft_save(*, item: ReviewItem, user: Any, data: Mapping[str, list[str]]) ->
 
 def draft_keep(*, item: ReviewItem, user: Any, data: Mapping[str, list[str]]) -> Draft:
     """Store ``user``'s input for ``item`` whatever the claim: input is never thrown away."""
-    fields = {k: list(v) for k, v in data.items() if k != "csrfmiddlewaretoken"}
+    # PostgreSQL's jsonb holds no NUL character; a draft keeps everything else as typed.
+    fields = {
+        k.replace("\x00", ""): [value.replace("\x00", "") for value in v]
+        for k, v in data.items()
+        if k != "csrfmiddlewaretoken"
+    }
     draft, _ = Draft.objects.update_or_create(
         item=item, user=user, defaults={"data": fields, "saved_at": timezone.now()}
     )
@@ -431,6 +436,8 @@ def note_add(*, item: ReviewItem, user: Any, body: str, ip: str | None = None) -
     body = body.strip()
     if not body:
         raise ReviewError("Write something first.")
+    if "\x00" in body:
+        raise ReviewError("The note contains a character that cannot be stored (NUL).")
     note = Note.objects.create(item=item, author=user, body=body)
     audit_record(action="note.added", actor=user, item=item, ip=ip, note=note.pk)
     return note

@@ -248,3 +248,15 @@ def test_openapi_document_is_served(live_server):
     assert document["openapi"].startswith("3.")
     assert "/v1/flow-runs/{flowRunId}" in document["paths"]
     assert document["paths"]["/v1/flows"]["get"]["x-flowdesk-extension"] is True
+
+
+@pytest.mark.parametrize(
+    "path", ["/oauth/token", "/v1/flows/coverage-check/runs"], ids=["token", "create-run"]
+)
+def test_a_nul_character_anywhere_in_a_body_is_a_400_not_a_database_error(
+    engine_api, demo_templates, path
+):
+    body = {"client_id": "a\x00b", "client_secret": "x", "inputData": {"patient": {"a\x00": 1}}}
+    response = engine_api.post(path, json=body)
+    assert response.status_code == 400
+    assert response.json()["param"] == "body"

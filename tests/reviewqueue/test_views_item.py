@@ -912,3 +912,17 @@ def test_a_superseded_items_kept_input_is_shown_with_its_labels(client, claimed_
     assert "Your input, kept as a draft" in html
     assert "<dt>Reviewer › Name</dt><dd>Alice Reviewer</dd>" in html
     assert "reviewer.name" not in html
+
+
+@pytest.mark.django_db
+def test_a_nul_character_is_refused_or_dropped_never_a_database_error(
+    client, claimed_item, reviewer
+):
+    client.force_login(reviewer)
+    htmx = {"HTTP_HX_REQUEST": "true"}
+    note = client.post(f"/items/{claimed_item.pk}/notes/", {"body": "a\x00b"}, **htmx)
+    assert note.status_code == 422
+    draft = client.post(f"/items/{claimed_item.pk}/draft/", {"reviewer.name": "Al\x00ice"}, **htmx)
+    assert draft.status_code == 200
+    assert claimed_item.drafts.get().data["reviewer.name"] == ["Alice"]
+    assert client.get("/", {"q": "Lo\x00pez"}).status_code == 200
