@@ -159,8 +159,14 @@ def run_create(*, template_id: str, input_data: dict, version: int | None = None
     health_record_success()
     template = FlowTemplate.objects.filter(template_id=template_id).first()
     stored_version = None
-    if template is not None and version is not None:
-        stored_version = template.versions.filter(number=version).first()
+    if template is not None:
+        versions = template.versions.order_by("-number")
+        # Without a version asked for, the server runs its latest. Sohar's Get Run never says
+        # which, so the latest we store is the best we know: without it the Run's pauses would
+        # have no form. A server that does say (our engine) corrects it on the first sync.
+        stored_version = (
+            versions.filter(number=version).first() if version is not None else versions.first()
+        )
     run, _ = FlowRun.objects.get_or_create(
         flow_run_id=created.flow_run_id,
         defaults={

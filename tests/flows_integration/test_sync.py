@@ -49,6 +49,20 @@ def test_run_create_makes_the_run_and_its_mirror(flows_api):
     assert flows_api.get_run(str(run.flow_run_id)).status in {"CREATED", "IN_PROGRESS", "PENDING"}
 
 
+def test_a_run_created_without_a_version_is_pinned_to_the_latest_stored_one(flows_api):
+    # Sohar's Get Run never names the version: without this the Run's pauses would have no form.
+    services.templates_import()
+    run = services.run_create(template_id="coverage-check", input_data=COVERAGE_INPUT)
+    assert run.version is not None
+    assert (
+        run.version.number
+        == TemplateVersion.objects.filter(template__template_id="coverage-check")
+        .order_by("-number")
+        .values_list("number", flat=True)
+        .first()
+    )
+
+
 def test_refresh_mirrors_get_run_imports_the_version_and_signals_once(
     flows_api, celery_worker, status_changes
 ):
