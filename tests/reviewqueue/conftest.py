@@ -139,10 +139,9 @@ def supervisor(django_user_model):
     return _member(sam, "Supervisor")
 
 
-@pytest.fixture
-def pending_run(prior_auth_version):
-    """A factory: a mirrored Run that has just paused at ``state_id``, announced as the mirror
-    would (``run_status_changed`` inside a transaction), so its item opens."""
+def pause_run(version, state_id: str, input_data: dict, **fields):
+    """A mirrored Run of ``version`` that has just paused at ``state_id``, announced as the
+    mirror would (``run_status_changed`` inside a transaction), so its item opens."""
     import uuid
 
     from django.db import transaction
@@ -150,25 +149,33 @@ def pending_run(prior_auth_version):
     from flows_integration.models import FlowRun
     from flows_integration.signals import run_status_changed
 
+    with transaction.atomic():
+        run = FlowRun.objects.create(
+            flow_run_id=fields.pop("flow_run_id", None) or uuid.uuid4(),
+            template=version.template,
+            version=version,
+            status="PENDING",
+            state_id=state_id,
+            input_data=input_data,
+            **fields,
+        )
+        run_status_changed.send(
+            sender=FlowRun,
+            run=run,
+            old_status="IN_PROGRESS",
+            new_status="PENDING",
+            state_id=state_id,
+        )
+    return run
+
+
+@pytest.fixture
+def pending_run(prior_auth_version):
+    """A factory: a prior-authorization Run paused at ``state_id`` (clinical review)."""
+
     def make(state_id: str = CLINICAL_REVIEW, input_data: dict | None = None, **fields):
-        with transaction.atomic():
-            run = FlowRun.objects.create(
-                flow_run_id=fields.pop("flow_run_id", None) or uuid.uuid4(),
-                template=prior_auth_version.template,
-                version=prior_auth_version,
-                status="PENDING",
-                state_id=state_id,
-                input_data=CLINICAL_INPUT if input_data is None else input_data,
-                **fields,
-            )
-            run_status_changed.send(
-                sender=FlowRun,
-                run=run,
-                old_status="IN_PROGRESS",
-                new_status="PENDING",
-                state_id=state_id,
-            )
-        return run
+        data = CLINICAL_INPUT if input_data is None else input_data
+        return pause_run(prior_auth_version, state_id, data, **fields)
 
     return make
 

@@ -7,18 +7,15 @@ server errors shown on their fields, everything shown escaped, every view audite
 """
 
 import re
-import uuid
 from datetime import timedelta
 
 import pytest
-from django.db import transaction
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
 from flows_integration import services as integration
 from flows_integration.models import ApiHealth, FlowRun
-from flows_integration.signals import run_status_changed
 from reviewqueue import tasks
 from reviewqueue.models import (
     AuditEvent,
@@ -30,7 +27,7 @@ from reviewqueue.models import (
     Submission,
     SubmissionStatus,
 )
-from tests.reviewqueue.conftest import CLINICAL_ANSWER, clinical_form_data
+from tests.reviewqueue.conftest import CLINICAL_ANSWER, clinical_form_data, pause_run
 
 pytestmark = pytest.mark.django_db
 
@@ -119,23 +116,7 @@ def needs_attention(claimed_item, reviewer) -> ReviewItem:
 
 def paused_item(version, state_id: str, input_data: dict) -> ReviewItem:
     """A Run of ``version`` paused at ``state_id``, announced as the mirror would."""
-    with transaction.atomic():
-        run = FlowRun.objects.create(
-            flow_run_id=uuid.uuid4(),
-            template=version.template,
-            version=version,
-            status="PENDING",
-            state_id=state_id,
-            input_data=input_data,
-        )
-        run_status_changed.send(
-            sender=FlowRun,
-            run=run,
-            old_status="IN_PROGRESS",
-            new_status="PENDING",
-            state_id=state_id,
-        )
-    return run.review_items.get()
+    return pause_run(version, state_id, input_data).review_items.get()
 
 
 # --- The matrix ------------------------------------------------------------------------------

@@ -3,23 +3,20 @@ queue page promises: filters, search, sort, pages without counting, bounded quer
 items" indicator, audit of views but not of background polling, and the Flows health banner."""
 
 import copy
-import uuid
 from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Group
-from django.db import transaction
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
 from flows_integration import services as integration
 from flows_integration.models import ApiHealth, FlowRun
-from flows_integration.signals import run_status_changed
 from reviewqueue import selectors, services
 from reviewqueue.models import AuditEvent, ItemStatus, Queue, ReviewItem, Route
 from tests.documents import SIGN_OFF
-from tests.reviewqueue.conftest import CLINICAL_INPUT
+from tests.reviewqueue.conftest import CLINICAL_INPUT, pause_run
 
 pytestmark = pytest.mark.django_db
 
@@ -90,23 +87,7 @@ def sign_off_run(clinical_queue):
     Route.objects.create(template=version.template, queue=clinical_queue)
 
     def make() -> FlowRun:
-        with transaction.atomic():
-            run = FlowRun.objects.create(
-                flow_run_id=uuid.uuid4(),
-                template=version.template,
-                version=version,
-                status="PENDING",
-                state_id="sign-off",
-                input_data={"patient": {"name": "Sign Offson"}},
-            )
-            run_status_changed.send(
-                sender=FlowRun,
-                run=run,
-                old_status="IN_PROGRESS",
-                new_status="PENDING",
-                state_id="sign-off",
-            )
-        return run
+        return pause_run(version, "sign-off", {"patient": {"name": "Sign Offson"}})
 
     return make
 
