@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -462,21 +462,22 @@ def _mirror_values(
         values["state_results"] = info.states
     if info.input_data is not None and not run.input_data:
         values["input_data"] = info.input_data
-    state_id, unresolved = _waiting_state(info, version, hint_state_id)
-    if unresolved and run.status == RunStatus.PENDING and run.state_id:
-        # Still PENDING and nothing says where: a sync without stateId (Sohar's reconcile)
-        # must not wipe the state a webhook told us; a move between pauses comes with a hint.
-        state_id, unresolved = run.state_id, False
-    values["state_id"] = state_id if state_id is not None else run.state_id
-    values["state_unresolved"] = unresolved
+    known_state_id = run.state_id if run.status == RunStatus.PENDING else ""
+    values["state_id"], values["state_unresolved"] = _waiting_state(
+        info, version, hint_state_id, known_state_id
+    )
     return values
 
 
 def _waiting_state(
-    info: "flows_client.RunInfo", version: TemplateVersion | None, hint_state_id: str
-) -> tuple[str | None, bool]:
+    info: "flows_client.RunInfo",
+    version: TemplateVersion | None,
+    hint_state_id: str,
+    known_state_id: str,
+) -> tuple[str, bool]:
     """Which state the run is at: Get Run's ``stateId``, else the webhook's, else the version's
-    only callback state. A PENDING run that none of these decides is flagged, not guessed."""
+    only callback state, else the state the mirror already knows for this pause. A PENDING run
+    that none of these decides is flagged, not guessed."""
     if info.state_id:
         return info.state_id, False
     if info.status != RunStatus.PENDING:
@@ -487,6 +488,10 @@ def _waiting_state(
         callbacks = version.spec.callback_states()
         if len(callbacks) == 1:
             return callbacks[0].id, False
+    if known_state_id:
+        # Still PENDING and nothing says where: a sync without stateId (Sohar's reconcile)
+        # must not wipe the state a webhook told us; a move between pauses comes with a hint.
+        return known_state_id, False
     return "", True
 
 
@@ -505,41 +510,36 @@ def event_receive(*, svix_id: str, payload: dict) -> int | None:
         flow_run_id = uuid.UUID(str(payload.get("flowRunId")))
     except ValueError:
         raise ValueError("flowRunId is missing or not a UUID") from None
-    # Checked here, not left to the database: an over-long value must be a 400 (Svix stops),
-    # not the 503 of a failed insert (Svix would retry it for a day).
-    for name, value, limit in (
-        ("svix-id", svix_id, WebhookEvent._meta.get_field("svix_id").max_length),
-        (
-            "stateId",
-            str(payload.get("stateId") or ""),
-            WebhookEvent._meta.get_field("state_id").max_length,
-        ),
-        (
-            "status",
-            str(payload.get("status") or ""),
-            WebhookEvent._meta.get_field("status").max_length,
-        ),
-        (
-            "event",
-            str(payload.get("event", "")),
-            WebhookEvent._meta.get_field("event_type").max_length,
-        ),
-    ):
-        if limit is not None and len(value) > limit:
-            raise ValueError(f"{name} is longer than {limit} characters")
-    event_id = _inbox_insert(
-        WebhookEvent(
-            svix_id=svix_id,
-            event_type=str(payload.get("event", "")),
-            flow_run_id=flow_run_id,
-            status=str(payload.get("status") or ""),
-            state_id=str(payload.get("stateId") or ""),
-            payload=payload,
-        )
+    event = WebhookEvent(
+        svix_id=svix_id,
+        event_type=str(payload.get("event", "")),
+        flow_run_id=flow_run_id,
+        status=str(payload.get("status") or ""),
+        state_id=str(payload.get("stateId") or ""),
+        payload=payload,
     )
+    # Checked here, not left to the database (SQLite does not enforce lengths): an over-long
+    # value must be a 400 (Svix stops), not the 503 of a failed insert (Svix would retry).
+    for name, field in _INBOX_LIMITS:
+        limit = field.max_length
+        if limit is not None and len(getattr(event, field.attname)) > limit:
+            raise ValueError(f"{name} is longer than {limit} characters")
+    event_id = _inbox_insert(event)
     if event_id is not None:
         transaction.on_commit(lambda: _enqueue_event(event_id), robust=True)
     return event_id
+
+
+# The inbox's text columns, by the name the sender gives them.
+_INBOX_LIMITS: tuple[tuple[str, Field], ...] = tuple(
+    (name, cast(Field, WebhookEvent._meta.get_field(field)))
+    for name, field in (
+        ("svix-id", "svix_id"),
+        ("stateId", "state_id"),
+        ("status", "status"),
+        ("event", "event_type"),
+    )
+)
 
 
 def _inbox_insert(event: WebhookEvent) -> int | None:
