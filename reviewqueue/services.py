@@ -40,6 +40,7 @@ from reviewqueue.models import (
     Submission,
     SubmissionStatus,
 )
+from reviewqueue.schema_forms import PART
 from reviewqueue.selectors import items_visible_to
 
 logger = logging.getLogger(__name__)
@@ -414,13 +415,17 @@ def draft_save(*, item: ReviewItem, user: Any, data: Mapping[str, list[str]]) ->
     return draft
 
 
+DRAFT_SKIPS = frozenset({"csrfmiddlewaretoken", PART})
+
+
 def draft_keep(*, item: ReviewItem, user: Any, data: Mapping[str, list[str]]) -> Draft:
     """Store ``user``'s input for ``item`` whatever the claim: input is never thrown away."""
-    # PostgreSQL's jsonb holds no NUL character; a draft keeps everything else as typed.
+    # PostgreSQL's jsonb holds no NUL character; a draft keeps everything else as typed, but
+    # not the request's own controls (the CSRF token, which fieldset to re-render).
     fields = {
         k.replace("\x00", ""): [value.replace("\x00", "") for value in v]
         for k, v in data.items()
-        if k != "csrfmiddlewaretoken"
+        if k not in DRAFT_SKIPS
     }
     draft, _ = Draft.objects.update_or_create(
         item=item, user=user, defaults={"data": fields, "saved_at": timezone.now()}

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -75,7 +76,6 @@ def queue(request: HttpRequest) -> HttpResponse:
         "sorts": selectors.SORTS,
         "assignees": selectors.ASSIGNEES,
         "query": _query_without(request.GET, "page", "since"),
-        "is_supervisor": roles.is_supervisor(request.user),
         "refresh_seconds": settings.REVIEW_REFRESH_SECONDS,
     }
     if _htmx(request):
@@ -90,8 +90,9 @@ def _moment(text: str) -> datetime | None:
         return None
 
 
-def _template_choices() -> list[str]:
-    return list(
+def _template_choices() -> QuerySet[TemplateVersion, str]:
+    """Lazy: only the whole page's filter reads it, never the polled rows."""
+    return (
         TemplateVersion.objects.values_list("template__template_id", flat=True)
         .distinct()
         .order_by("template__template_id")
@@ -151,10 +152,10 @@ def _item_context(
     mine = item.lease_held_by(request.user)
     draft = services.draft_for(item=item, user=request.user)
     if form is None and mine:
-        form = _saved_form(request, item, spec)
+        form = _saved_form(item, spec, draft)
     kept = _draft_form(item, spec, draft).typed_values() if draft and not mine else []
     supervisor = roles.is_supervisor(request.user)
-    return {
+    context = {
         "item": item,
         "run": item.run,
         "spec": spec,
@@ -162,18 +163,22 @@ def _item_context(
         "mine": mine,
         "error": error,
         "is_supervisor": supervisor,
-        "sections": selectors.readable_sections(
-            item.version.document.get("input", {}), item.run.input_data
-        ),
-        "earlier_steps": selectors.earlier_steps(item.version.document, item.run.state_results),
-        "timeline": selectors.timeline(item),
-        "notes": item.notes.select_related("author"),
         "submission": item.submissions.first(),
         "draft": draft,
         "kept_input": kept,
         "reassign_to": _colleagues(item) if supervisor else [],
         "now": timezone.now(),
     }
+    if not _htmx(request):
+        # The side column: only a whole page shows it, never the panel that htmx swaps.
+        document = item.version.document
+        context |= {
+            "sections": selectors.readable_sections(document.get("input", {}), item.run.input_data),
+            "earlier_steps": selectors.earlier_steps(document, item.run.state_results),
+            "timeline": selectors.timeline(item),
+            "notes": item.notes.select_related("author"),
+        }
+    return context
 
 
 def _form_url(item: ReviewItem) -> str:
@@ -185,10 +190,9 @@ def _run_context(item: ReviewItem) -> dict[str, Any]:
     return {"input": item.run.input_data, "states": item.run.state_results}
 
 
-def _saved_form(request: HttpRequest, item: ReviewItem, spec: FormSpec) -> SchemaForm:
+def _saved_form(item: ReviewItem, spec: FormSpec, draft: Draft | None) -> SchemaForm:
     """The form as the reviewer left it: their draft, with the errors Flows reported on their
     last submission, or a fresh form."""
-    draft = services.draft_for(item=item, user=request.user)
     if draft is None:
         form, _ = build_form(spec, None, partial_url=_form_url(item), context=_run_context(item))
         return form
@@ -341,7 +345,7 @@ def item_form(request: HttpRequest, pk: int) -> HttpResponse:
         spec, request.POST, partial_url=_form_url(item), context=_run_context(item)
     )
     form.suppress_errors()
-    services.draft_save(item=item, user=request.user, data=_fields_of(form, request.POST))
+    services.draft_save(item=item, user=request.user, data=_fields_of(form))
     if not _htmx(request):
         return redirect("reviewqueue:item", pk=item.pk)
     part = request.POST.get(PART)
@@ -352,11 +356,10 @@ def item_form(request: HttpRequest, pk: int) -> HttpResponse:
     return retarget(response, "#schema-form") if part is not None else response
 
 
-def _fields_of(form: SchemaForm, data: QueryDict) -> dict[str, list[str]]:
-    """What a draft keeps: the form's own values after a row action (rows renumbered)."""
-    values = dict(form.data.lists()) if isinstance(form.data, QueryDict) else dict(data.lists())
-    values.pop(PART, None)
-    return values
+def _fields_of(form: SchemaForm) -> dict[str, list[str]]:
+    """What a draft keeps: the form's own values (after a row action, rows renumbered)."""
+    assert isinstance(form.data, QueryDict)  # build_form binds a QueryDict
+    return dict(form.data.lists())
 
 
 @login_required
@@ -381,12 +384,12 @@ def item_submit(request: HttpRequest, pk: int) -> HttpResponse:
             item=item,
             user=request.user,
             answer=form.answer,
-            form_data=_fields_of(form, request.POST),
+            form_data=_fields_of(form),
             ip=_ip(request),
         )
     except services.ReviewError as exc:
         # Refused (claim lost, the Run moved on, already sent): the input stays as my draft.
-        services.draft_keep(item=item, user=request.user, data=_fields_of(form, request.POST))
+        services.draft_keep(item=item, user=request.user, data=_fields_of(form))
         return _item_form_response(request, item, form, status=409, error=str(exc))
     if request.POST.get("next") == "1":
         return get_next(request)
