@@ -492,9 +492,7 @@ class FlowsClient:
             return response
 
     def _backoff(self, attempt: int) -> float:
-        """Capped exponential backoff with equal jitter: between half and all of the step."""
-        step = min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1))
-        return step / 2 + random.uniform(0, step / 2)
+        return backoff_delay(attempt, base=self.backoff_base, cap=self.backoff_cap)
 
     def _answer(
         self, response: httpx.Response, operation: str, *, idempotent: bool
@@ -514,6 +512,13 @@ class FlowsClient:
 
 
 # --- Reading answers -------------------------------------------------------------------------
+
+
+def backoff_delay(attempt: int, *, base: float, cap: float) -> float:
+    """Capped exponential back-off with equal jitter: between half and all of the step, so
+    callers that failed together do not come back together."""
+    step = min(cap, base * 2 ** (attempt - 1))
+    return step / 2 + random.uniform(0, step / 2)
 
 
 def _segment(value: str) -> str:

@@ -9,10 +9,10 @@ class ReviewqueueConfig(AppConfig):
         from django.contrib.auth.signals import user_logged_in, user_logged_out
 
         from flows_integration.signals import run_status_changed
-        from reviewqueue import receivers
+        from reviewqueue import receivers, services
 
         run_status_changed.connect(
-            receivers.on_run_status_changed, dispatch_uid="reviewqueue.item_follow_run"
+            services.on_run_status_changed, dispatch_uid="reviewqueue.item_follow_run"
         )
         user_logged_in.connect(receivers.on_logged_in, dispatch_uid="reviewqueue.audit_login")
         user_logged_out.connect(receivers.on_logged_out, dispatch_uid="reviewqueue.audit_logout")

@@ -7,11 +7,6 @@ from django.http import HttpRequest
 from reviewqueue import services
 
 
-def on_run_status_changed(**kwargs: Any) -> None:
-    """Items open and close with the Run's pauses (sent inside the mirror's transaction)."""
-    services.on_run_status_changed(**kwargs)
-
-
 def on_logged_in(*, request: HttpRequest, user: Any, **_: Any) -> None:
     services.audit_record(action="login", actor=user, ip=request.META.get("REMOTE_ADDR"))
 

@@ -15,3 +15,8 @@ SUPERVISE = "reviewqueue.supervise_item"
 def is_supervisor(user: Any) -> bool:
     """Supervisors (and superusers) see every queue and may reassign and re-send."""
     return bool(user.is_active and user.has_perm(SUPERVISE))
+
+
+def display_name(user: Any) -> str:
+    """How a person is named to colleagues: full name, else login."""
+    return user.get_full_name() or user.get_username()

@@ -1,7 +1,7 @@
 """Reads of the review queue: who sees what, the queue page, an item's context and timeline."""
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -72,7 +72,6 @@ class QueueFilters:
     q: str = ""
     sort: str = "urgent"
     page: int = 1
-    errors: list[str] = field(default_factory=list)
 
     @classmethod
     def from_query(cls, query: Mapping[str, str]) -> "QueueFilters":
@@ -285,7 +284,7 @@ def timeline(item: ReviewItem, *, limit: int = 100) -> list[TimelineEntry]:
             a.at,
             "item",
             AUDIT_TEXT.get(a.action, a.action),
-            a.actor.get_full_name() or a.actor.get_username() if a.actor else "",
+            roles.display_name(a.actor) if a.actor else "",
         )
         for a in audits
     ]

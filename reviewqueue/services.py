@@ -8,7 +8,6 @@ constraints, and ``select_for_update(skip_locked=True)`` for "get next".
 """
 
 import logging
-import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -103,7 +102,9 @@ def _submission_transition(submission: Submission, status: str) -> None:
     if status not in SUBMISSION_TRANSITIONS[submission.status]:
         raise ReviewError(f"This submission is {submission.get_status_display().lower()}.")
     submission.status = status
-    if status != SubmissionStatus.PENDING:
+    if status == SubmissionStatus.PENDING:
+        submission.finished_at = None  # sent again
+    else:
         submission.finished_at = timezone.now()
         submission.locked_until = None
 
@@ -164,7 +165,9 @@ def item_open(*, run: FlowRun, state_id: str) -> ReviewItem | None:
     if version.callback_state(state_id) is None:
         logger.warning("run %s is PENDING at %r, not a callback state", run.pk, state_id)
         return None
-    active = ReviewItem.objects.filter(run=run, status__in=ACTIVE_STATUSES).first()
+    # Only the latest episode can be active: an item opens after the one before has closed.
+    latest = run.review_items.order_by("-episode").first()
+    active = latest if latest is not None and latest.is_active else None
     if active is not None:
         if active.state_id == state_id and active.status != ItemStatus.DELIVERED:
             return None  # the same pause, announced twice
@@ -174,12 +177,11 @@ def item_open(*, run: FlowRun, state_id: str) -> ReviewItem | None:
             return None  # its delivery task settles it, then opens this pause
     queue, priority = route_for(run, state_id)
     now = timezone.now()
-    last_episode = run.review_items.order_by("-episode").values_list("episode", flat=True).first()
     try:
         with transaction.atomic():
             item = ReviewItem.objects.create(
                 run=run,
-                episode=(last_episode or 0) + 1,
+                episode=(latest.episode if latest is not None else 0) + 1,
                 queue=queue,
                 version=version,
                 state_id=state_id,
@@ -293,7 +295,7 @@ def item_claim(*, item: ReviewItem, user: Any, ip: str | None = None) -> ReviewI
         item.refresh_from_db()
         if not taken:
             if item.status == ItemStatus.CLAIMED and item.claimed_by is not None:
-                raise ReviewError(f"{_name(item.claimed_by)} is working on this item.")
+                raise ReviewError(f"{roles.display_name(item.claimed_by)} is working on this item.")
             raise ReviewError(f"This item is {item.get_status_display().lower()}.")
         audit_record(action="item.claimed", actor=user, item=item, ip=ip)
     return item
@@ -306,11 +308,11 @@ def item_get_next(*, user: Any, ip: str | None = None) -> ReviewItem | None:
     eight people pressing "get next" at once get eight different items without waiting.
     """
     now = timezone.now()
-    mine = items_visible_to(user).filter(status=ItemStatus.OPEN).values("pk")
     with transaction.atomic():
         item = (
-            ReviewItem.objects.select_for_update(skip_locked=True)
-            .filter(pk__in=mine, status=ItemStatus.OPEN)
+            items_visible_to(user)
+            .select_for_update(skip_locked=True)
+            .filter(status=ItemStatus.OPEN)
             .order_by("-priority", "due_at", "pk")
             .first()
         )
@@ -351,7 +353,7 @@ def item_reassign(*, item: ReviewItem, to: Any, by: Any, ip: str | None = None) 
     if not roles.is_supervisor(by):
         raise ReviewError("Only a supervisor can reassign items.")
     if not items_visible_to(to).filter(pk=item.pk).exists():
-        raise ReviewError(f"{_name(to)} does not work in the {item.queue} queue.")
+        raise ReviewError(f"{roles.display_name(to)} does not work in the {item.queue} queue.")
     now = timezone.now()
     with transaction.atomic():  # reassigned and audited together
         count = ReviewItem.objects.filter(pk=item.pk, status__in=WORKABLE_STATUSES).update(
@@ -381,11 +383,11 @@ def leases_expire() -> int:
     """Return items whose lease ran out to the queue, one audit event each."""
     expired = 0
     stale = ReviewItem.objects.filter(status=ItemStatus.CLAIMED, lease_until__lt=timezone.now())
-    for item_id, holder in stale.values_list("pk", "claimed_by")[:1000]:
+    for item in stale.only("pk", "claimed_by", "run_ref")[:1000]:
         with transaction.atomic():
             # Conditional: the holder may have renewed or submitted since the list was read.
             count = ReviewItem.objects.filter(
-                pk=item_id, status=ItemStatus.CLAIMED, lease_until__lt=timezone.now()
+                pk=item.pk, status=ItemStatus.CLAIMED, lease_until__lt=timezone.now()
             ).update(
                 status=ItemStatus.OPEN,
                 claimed_by=None,
@@ -393,14 +395,9 @@ def leases_expire() -> int:
                 status_changed_at=timezone.now(),
             )
             if count:
-                item = ReviewItem.objects.get(pk=item_id)
-                audit_record(action="item.lease_expired", item=item, holder=holder)
+                audit_record(action="item.lease_expired", item=item, holder=item.claimed_by_id)
                 expired += 1
     return expired
-
-
-def _name(user: Any) -> str:
-    return user.get_full_name() or user.get_username()
 
 
 # --- Drafts and notes ------------------------------------------------------------------------
@@ -485,7 +482,7 @@ def submission_create(
             if not locked.lease_held_by(user):
                 holder = locked.claimed_by
                 if locked.status == ItemStatus.CLAIMED and holder is not None and holder != user:
-                    raise NotYourClaim(f"{_name(holder)} is working on this item.")
+                    raise NotYourClaim(f"{roles.display_name(holder)} is working on this item.")
                 raise NotYourClaim("Your claim on this item has ended. Claim it again to submit.")
             if run.status != RunStatus.PENDING or run.state_id != locked.state_id:
                 raise RunMovedOn(
@@ -549,7 +546,6 @@ def submission_deliver(submission_id: int) -> Delivery:
             health_record_success()
             if not (info.status == RunStatus.PENDING and info.state_id in (None, item.state_id)):
                 return _delivered(submission)
-            _set(submission, maybe_sent=False)
         elif (
             item.status != ItemStatus.SENDING
             or run.status != RunStatus.PENDING
@@ -668,12 +664,10 @@ def _delivery_failed(
 
 
 def _backoff(attempt: int) -> float:
-    """Capped exponential back-off with equal jitter (half to all of the step), so a recovered
-    API is not stampeded."""
-    ceiling = min(
-        settings.REVIEW_SUBMIT_BACKOFF_MAX, settings.REVIEW_SUBMIT_BACKOFF * 2 ** (attempt - 1)
+    """The client's back-off (jittered, so a recovered API is not stampeded), on our settings."""
+    return flows_client.backoff_delay(
+        attempt, base=settings.REVIEW_SUBMIT_BACKOFF, cap=settings.REVIEW_SUBMIT_BACKOFF_MAX
     )
-    return random.uniform(ceiling / 2, ceiling)
 
 
 def _rejected(submission: Submission, exc: flows_client.FlowsError) -> Delivery:
@@ -725,7 +719,6 @@ def submission_retry(*, item: ReviewItem, user: Any, ip: str | None = None) -> S
         locked.save()
         _submission_transition(submission, SubmissionStatus.PENDING)
         submission.attempts = 0
-        submission.finished_at = None
         submission.next_attempt_at = timezone.now()
         submission.save()
         audit_record(action="submission.resent", actor=user, item=locked, ip=ip)
