@@ -18,8 +18,7 @@ from reviewqueue.models import (
     Queue,
     ReviewItem,
 )
-from reviewqueue.schema_forms.fields import humanize
-from reviewqueue.schema_forms.labels import value_title
+from reviewqueue.schema_forms.labels import state_result_schema, title_of, value_title
 
 
 def queues_visible_to(user: Any) -> QuerySet[Queue]:
@@ -175,7 +174,7 @@ def readable_sections(schema: Mapping[str, Any], data: Any) -> list[Section]:
     sections = []
     for key, value in data.items():
         sub = properties.get(key, {}) if isinstance(properties, Mapping) else {}
-        label = _label(key, sub)
+        label = title_of(key, sub)
         if isinstance(value, Mapping):
             sections.append(Section(label, list(_rows(sub, value, ""))))
         else:
@@ -191,12 +190,8 @@ def earlier_steps(document: Mapping[str, Any], results: Any) -> list[Section]:
     for state_id, state in document.get("states", {}).items():
         if state_id not in results or not isinstance(state, Mapping):
             continue
-        schema = (
-            state.get("resultSelector") if state.get("type") == "request" else state.get("input")
-        )
-        title = state.get("title")
-        title = title if isinstance(title, str) else humanize(state_id)
-        rows = _rows(schema, results[state_id], "")
+        rows = _rows(state_result_schema(state), results[state_id], "")
+        title = title_of(state_id, state)
         sections.append(Section(title, rows if results[state_id] != {} else [("Result", "—")]))
     return sections
 
@@ -207,7 +202,7 @@ def _rows(schema: Any, value: Any, prefix: str) -> list[tuple[str, str]]:
         properties = schema.get("properties", {})
         rows = []
         for key, sub_value in value.items():
-            label = _label(key, properties.get(key, {}))
+            label = title_of(key, properties.get(key, {}))
             rows += _rows(
                 properties.get(key, {}), sub_value, f"{prefix} › {label}" if prefix else label
             )
@@ -218,12 +213,6 @@ def _rows(schema: Any, value: Any, prefix: str) -> list[tuple[str, str]]:
             rows += _rows(schema.get("items", {}), sub_value, f"{prefix} {index}")
         return rows
     return [(prefix or "Value", value_title(schema, value) or _shown(value))]
-
-
-def _label(key: str, schema: Any) -> str:
-    if isinstance(schema, Mapping) and isinstance(schema.get("title"), str):
-        return schema["title"]
-    return humanize(key)
 
 
 def _shown(value: Any) -> str:

@@ -8,6 +8,17 @@ import flowspec
 from reviewqueue.schema_forms.fields import humanize
 
 
+def title_of(key: str, schema: Any) -> str:
+    """A schema's (or a state's) own title, else its key in words."""
+    title = schema.get("title") if isinstance(schema, Mapping) else None
+    return title if isinstance(title, str) else humanize(key)
+
+
+def state_result_schema(state: Mapping[str, Any]) -> Any:
+    """What describes a state's result: a request's `resultSelector`, a callback's `input`."""
+    return state.get("resultSelector") if state.get("type") == "request" else state.get("input")
+
+
 def path_label(document: Mapping[str, Any], path: str) -> str:
     """`$input.patient.firstName` → `Patient › First name`; `$states.verify-coverage.planName`
     → `Verify coverage › Plan name` (the state's title when it has one)."""
@@ -23,20 +34,15 @@ def path_label(document: Mapping[str, Any], path: str) -> str:
     elif parsed.root == "states" and segments:
         state_id = str(segments.pop(0))
         state = document.get("states", {}).get(state_id, {})
-        labels.append(
-            state.get("title") if isinstance(state.get("title"), str) else humanize(state_id)
-        )
-        schema = (
-            state.get("resultSelector") if state.get("type") == "request" else state.get("input")
-        )
+        labels.append(title_of(state_id, state))
+        schema = state_result_schema(state)
     for segment in segments:
         if isinstance(segment, int):
             labels.append(str(segment + 1))
             schema = schema.get("items") if isinstance(schema, Mapping) else None
             continue
         sub = schema.get("properties", {}).get(segment) if isinstance(schema, Mapping) else None
-        title = sub.get("title") if isinstance(sub, Mapping) else None
-        labels.append(title if isinstance(title, str) else humanize(segment))
+        labels.append(title_of(segment, sub))
         schema = sub
     return " › ".join(labels) or path
 
