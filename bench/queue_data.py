@@ -1,17 +1,17 @@
-"""The ``queue`` scenario's dataset: a million mirrored Runs and their review items, generated
-once in PostgreSQL and kept as a cached database that each run clones.
+"""The ``queue`` scenario's dataset: a million mirrored Runs and their review items, generated once
+in PostgreSQL and kept as a cached database that each run clones.
 
-Generating 1,000,000 ``FlowRun`` rows, 200,000 items and their audit rows takes minutes; cloning
-a database (``CREATE DATABASE ... TEMPLATE``, a file copy) takes seconds. So the dataset lives in
-``<name>_cache_full`` (or ``_cache_quick``), built on first use by :func:`build` inside a world
-of its own (migrated and seeded with ``load_demo`` like any world, with the mirror's templates
-imported from the engine by ``load_templates``), and labelled with a fingerprint: the
-generator's sizes, this file, the migrations and the demo content. A cache whose label differs
-from what the code would build now is dropped and built again.
+Generating 1,000,000 ``FlowRun`` rows, 200,000 items and their audit rows takes minutes; cloning a
+database (``CREATE DATABASE ... TEMPLATE``, a file copy) takes seconds. So the dataset lives in
+``<name>_cache_full`` (or ``_cache_quick``), built on first use by the ``queue`` scenario inside a
+world of its own (migrated and seeded with ``load_demo`` like any world, with the mirror's templates
+imported from the engine by ``load_templates``), and labelled with a fingerprint: the generator's
+sizes, this file, the migrations and the demo content. A cache whose label differs from what the
+code would build now is dropped and built again.
 
-Rows are generated server-side, ``INSERT ... SELECT`` over ``generate_series``, so nothing of
-the million rows crosses the wire. Everything is deterministic: Run ids are ``md5('bench-run-'
-|| i)::uuid``, names and payers are picked from fixed lists by ``i``.
+Rows are generated server-side, ``INSERT ... SELECT`` over ``generate_series``, so nothing of the
+million rows crosses the wire. Everything is deterministic: Run ids are ``md5('bench-run-' ||
+i)::uuid``, names and payers are picked from fixed lists by ``i``.
 
 This module never imports Django (the harness does not); the world's processes do.
 """
@@ -28,7 +28,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+from bench.world import BASE_DIR
 
 # Bump to rebuild every cached dataset (any edit of this file does too: it is fingerprinted).
 GENERATOR_VERSION = 1
@@ -49,10 +49,6 @@ OPEN_SPREAD_HOURS = 48  # workable items opened over the 48 hours before the bui
 HISTORY_DAYS = 365  # other Runs were created over the year before the build
 
 
-def _words(text: str) -> list[str]:
-    return text.split()
-
-
 # Where Runs pause, with weights: (template id, version number, callback state, weight).
 PAUSES: list[tuple[str, int, str, int]] = [
     ("coverage-check", 1, "collect-member-id", 25),
@@ -65,12 +61,12 @@ PAUSES: list[tuple[str, int, str, int]] = [
     ("billing-write-off", 1, "manager-approval", 5),
 ]
 
-FIRST_NAMES = _words(
+FIRST_NAMES = str.split(
     "Ada Alan Amara Ana Ari Ben Carla Chen Dana Dev Elena Emil Farah Femi Grace Hana Hugo Ines "
     "Ivan Jon Kai Lara Leo Lina Luis Maya Mei Nadia Noah Omar Paula Priya Rosa Sam Sara Tariq "
     "Uma Vera Wei Yara Zoe"
 )
-LAST_NAMES = _words(
+LAST_NAMES = str.split(
     "Abbott Acosta Adeyemi Alvarez Andersen Arslan Baker Banerjee Barros Becker Bianchi Boateng "
     "Bondarenko Brennan Cabrera Campbell Castillo Chandra Cohen Costa Dahl Davies Delgado Diallo "
     "Dimitrov Dubois Duarte Eriksen Estrada Farouk Ferreira Fischer Fontaine Garcia Gallagher "
@@ -279,7 +275,8 @@ _ROW = """
 _RUNS_SQL = f"""
 INSERT INTO flows_integration_flowrun (
     flow_run_id, template_id, version_id, status, state_id, state_unresolved, input_data,
-    output, errors, remote_created_at, remote_updated_at, created_at, synced_at, sync_error)
+    output, state_results, errors, remote_created_at, remote_updated_at, created_at, synced_at,
+    sync_error)
 SELECT
     flow_run_id, template_id, version_id,
     CASE
@@ -322,7 +319,7 @@ SELECT
                 'procedureCodes', jsonb_build_array('99214'),
                 'billedAmount', 180 + i %% 900, 'balance', 20 + i %% 400))
     END,
-    '{{}}'::jsonb, '[]'::jsonb,
+    '{{}}'::jsonb, '{{}}'::jsonb, '[]'::jsonb,
     opened - interval '2 minutes', opened, opened - interval '2 minutes', opened, ''
 FROM generate_series(1, %(runs)s::bigint) AS i
 CROSS JOIN LATERAL (

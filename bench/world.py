@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -210,24 +211,33 @@ def _exclusive(database_url: str, broker_url: str) -> Iterator[None]:
     keys = sorted({urlsplit(database_url).netloc + urlsplit(database_url).path, broker_url})
     with contextlib.ExitStack() as stack:
         for key in keys:
-            safe = "".join(c if c.isalnum() else "-" for c in key)
-            handle = stack.enter_context(
-                open(Path(tempfile.gettempdir()) / f"flowdesk-bench-{safe}.lock", "w")
+            stack.enter_context(
+                file_lock(key, what=f"{key} stayed in use by another benchmark run")
             )
-            deadline = time.monotonic() + LOCK_TIMEOUT
-            told = False
-            while True:
-                try:
-                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise BenchError(f"{key} stayed in use by another benchmark run") from None
-                    if not told:
-                        print(f"   waiting for another benchmark run using {key}", flush=True)
-                        told = True
-                    time.sleep(1)
-        yield  # the locks go with the files when the stack closes
+        yield
+
+
+@contextlib.contextmanager
+def file_lock(key: str, *, what: str) -> Iterator[None]:
+    """An exclusive lock between benchmark runs on this machine, named by ``key``; waits up to
+    ``LOCK_TIMEOUT``, then raises ``BenchError(what)``. (flock is per open file: taking the same
+    key twice in one process would wait on itself.)"""
+    safe = "".join(c if c.isalnum() else "-" for c in key)
+    with open(Path(tempfile.gettempdir()) / f"flowdesk-bench-{safe}.lock", "w") as handle:
+        deadline = time.monotonic() + LOCK_TIMEOUT
+        told = False
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise BenchError(what) from None
+                if not told:
+                    print(f"   waiting for another benchmark run using {key}", flush=True)
+                    told = True
+                time.sleep(1)
+        yield  # the lock goes with the file
 
 
 def _refuse_shared(database_url: str, broker_url: str) -> None:
@@ -381,15 +391,19 @@ def _start_worker(world: World) -> None:
 
 
 def _stop(process: Process) -> None:
+    stop_group(process.popen)
+
+
+def stop_group(popen: subprocess.Popen[Any], timeout: float = STOP_TIMEOUT) -> None:
     """SIGTERM the process group (a warm shutdown), then SIGKILL whatever is left of the group
-    after ``STOP_TIMEOUT``: gunicorn's workers, Celery's pool processes."""
+    after ``timeout``: gunicorn's workers, Celery's pool processes."""
     with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.popen.pid, signal.SIGTERM)
+        os.killpg(popen.pid, signal.SIGTERM)
     with contextlib.suppress(subprocess.TimeoutExpired):
-        process.popen.wait(STOP_TIMEOUT)
+        popen.wait(timeout)
     with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.popen.pid, signal.SIGKILL)
-    process.popen.wait(5)
+        os.killpg(popen.pid, signal.SIGKILL)
+    popen.wait(5)
 
 
 def tail(path: Path, lines: int = 30) -> str:

@@ -54,7 +54,17 @@ import httpx
 
 from bench.measure import BenchError, CpuMeter, median, percentile, wait_until
 from bench.registry import Context, Metric, Outcome, scenario
-from bench.world import BASE_DIR, PYTHON, Process, World, WorldConfig, provision, settle, tail
+from bench.world import (
+    BASE_DIR,
+    PYTHON,
+    Process,
+    World,
+    WorldConfig,
+    provision,
+    settle,
+    stop_group,
+    tail,
+)
 
 # A secret of this benchmark's own (``whsec_`` + base64), given to gunicorn and the worker.
 WEBHOOK_SECRET = "whsec_Zmxvd2Rlc2stYmVuY2gtaW50ZWdyYXRpb24tc2VjcmV0"
@@ -153,7 +163,7 @@ def fake_flows_api(log_dir: Path, answers: dict[str, dict] | None = None) -> Ite
         base_url = f"http://127.0.0.1:{int(line)}"
         yield base_url
     finally:
-        _stop_group(popen)
+        stop_group(popen, timeout=15.0)
 
 
 def _readline(popen: subprocess.Popen[bytes], *, timeout: float) -> bytes:
@@ -164,16 +174,6 @@ def _readline(popen: subprocess.Popen[bytes], *, timeout: float) -> bytes:
     if not found or not found[0].strip():
         raise BenchError(f"the fake Flows API did not start (exit code {popen.poll()})")
     return found[0]
-
-
-def _stop_group(popen: subprocess.Popen[Any], timeout: float = 15.0) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(popen.pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        popen.wait(timeout)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(popen.pid, signal.SIGKILL)
-    popen.wait(5)
 
 
 # --- A worker started mid-scenario -----------------------------------------------------------

@@ -32,19 +32,16 @@ through ``WorldConfig.env`` (``DATABASE_URL``); the database ``provision()`` cre
 """
 
 import contextlib
-import fcntl
 import json
 import os
 import secrets
 import string
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -56,7 +53,7 @@ from bench.measure import BenchError, CpuMeter, percentile, wait_until
 from bench.queue_data import DataSizes
 from bench.queue_django import CLINICAL_DRAFT
 from bench.registry import Context, Metric, Outcome, scenario
-from bench.world import BASE_DIR, PYTHON, World, WorldConfig, provision, settle, tail
+from bench.world import BASE_DIR, PYTHON, World, WorldConfig, file_lock, provision, settle, tail
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/flowdesk_bench_queue"
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/9"
@@ -701,22 +698,10 @@ def _bench_urls(database_url: str, broker_url: str) -> Iterator[None]:
                 os.environ[key] = value
 
 
-@contextlib.contextmanager
-def _lock(database_url: str) -> Iterator[None]:
+def _lock(database_url: str) -> contextlib.AbstractContextManager[None]:
     """One queue scenario at a time per database name: the cache and the clone are shared."""
-    safe = "".join(c if c.isalnum() else "-" for c in queue_data.db_name(database_url))
-    path = Path(tempfile.gettempdir()) / f"flowdesk-bench-queue-{safe}.lock"
-    with path.open("w") as handle:
-        deadline = time.monotonic() + 900
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise BenchError("another queue benchmark held the lock 15 minutes") from None
-                time.sleep(1)
-        yield
+    name = queue_data.db_name(database_url)
+    return file_lock(f"queue-{name}", what="another queue benchmark held the lock 15 minutes")
 
 
 def _client(world: World, session: str, csrf: str) -> httpx.Client:
