@@ -180,7 +180,7 @@ def _world(
         bus.flushdb()
         _start_web(world, port)
         if config.worker:
-            _start_worker(world)
+            start_worker(world)
         yield world
         failed = False
     finally:
@@ -358,7 +358,9 @@ def _start_web(world: World, port: int) -> None:
     )
 
 
-def _start_worker(world: World) -> None:
+def start_worker(world: World) -> None:
+    """Start the world's Celery worker and wait until it runs a task (``provision`` does this
+    unless ``WorldConfig.worker`` is off; a scenario may start it later itself)."""
     config = world.config
     _spawn(
         world,

@@ -52,16 +52,16 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from bench.measure import BenchError, CpuMeter, median, percentile, wait_until
+from bench.measure import BenchError, CpuMeter, median, percentile
 from bench.registry import Context, Metric, Outcome, scenario
 from bench.world import (
     BASE_DIR,
     PYTHON,
-    Process,
     World,
     WorldConfig,
     provision,
     settle,
+    start_worker,
     stop_group,
     tail,
 )
@@ -174,51 +174,6 @@ def _readline(popen: subprocess.Popen[bytes], *, timeout: float) -> bytes:
     if not found or not found[0].strip():
         raise BenchError(f"the fake Flows API did not start (exit code {popen.poll()})")
     return found[0]
-
-
-# --- A worker started mid-scenario -----------------------------------------------------------
-
-
-def start_worker(world: World, pool: str) -> None:
-    """Start a Celery worker in ``world`` as ``provision`` would, after some phases ran without
-    one. It joins ``world.processes``, so the world stops it (and watches it) like its own."""
-    concurrency = 8 if pool == "threads" else (os.cpu_count() or 2)
-    command = [
-        PYTHON,
-        "-m",
-        "celery",
-        "-A",
-        "config",
-        "worker",
-        f"--pool={pool}",
-        f"--concurrency={concurrency}",
-        "-I",
-        "bench.tasks",
-        "--loglevel=WARNING",
-        "--hostname",
-        f"bench-{world.name}@%h",
-    ]
-    log = world.log_dir / "worker.log"
-    with log.open("wb") as out:
-        popen = subprocess.Popen(
-            command,
-            cwd=BASE_DIR,
-            env=world.env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    world.processes["worker"] = Process(name="worker", command=command, popen=popen, log=log)
-    key = "bench:integration-worker-ready"
-    world.send_task("bench.tasks.noop", key)
-    wait_until(
-        lambda: int(world.redis.get(key) or 0) >= 1,
-        timeout=60,
-        what="the Celery worker to run a task",
-        interval=0.2,
-        alive=world.check_alive,
-    )
 
 
 # --- Load generation -------------------------------------------------------------------------
@@ -520,7 +475,7 @@ def webhooks(ctx: Context) -> Outcome:
             world.redis.delete("celery")
 
             # (b) Latency at 50 requests/s, with a worker processing every event.
-            start_worker(world, ctx.pool)
+            start_worker(world)
             meter = world.cpu_meter()
             samples: dict[str, list[float]] = {"ping": [], "webhook": []}
             service: dict[str, list[float]] = {"ping": [], "webhook": []}
