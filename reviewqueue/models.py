@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -66,6 +67,42 @@ class Route(models.Model):
 
     def __str__(self) -> str:
         return f"{self.template} {self.state_id or '*'} → {self.queue}"
+
+    def clean(self) -> None:
+        """Refuse a state id that no stored version of the template has: a misspelt id routes
+        nothing, and its items would go to the default queue without anyone noticing."""
+        if not self.state_id or self.template_id is None:
+            return
+        versions = list(self.template.versions.order_by("number"))
+        if not versions:
+            raise ValidationError(
+                {
+                    "state_id": f"No version of {self.template.template_id} is stored yet, so "
+                    "its states are unknown. Leave the state blank to route every state, or "
+                    "store a copy of a version first (Flows integration › Template versions)."
+                }
+            )
+        # state id → (its title in the latest version that has it, the versions that have it)
+        states: dict[str, tuple[str, list[int]]] = {}
+        for version in versions:
+            for state in version.spec.callback_states():
+                numbers = states.get(state.id, ("", []))[1]
+                states[state.id] = (state.title, [*numbers, version.number])
+        if self.state_id in states:
+            return
+        valid = []
+        for state_id, (title, numbers) in states.items():
+            where = "" if len(numbers) == len(versions) else ", " + ", ".join(
+                f"v{number}" for number in numbers
+            )
+            valid.append(f"{state_id} ({title}{where})")
+        raise ValidationError(
+            {
+                "state_id": f"“{self.state_id}” is no waiting (callback) state of "
+                f"{self.template.template_id} in any stored version. Valid states: "
+                f"{'; '.join(valid) or 'none'}. Leave it blank to route every state."
+            }
+        )
 
 
 class ItemStatus(models.TextChoices):
