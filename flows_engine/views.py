@@ -4,7 +4,6 @@ Plain function views: the API is small, and hand-written views keep every status
 body under our control. The OpenAPI document beside this module describes the same surface.
 """
 
-import json
 import uuid
 from collections.abc import Callable
 from functools import wraps
@@ -19,6 +18,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from flows_engine import services
 from flows_engine.errors import EngineError, InvalidRequest, NotFound
 from flows_engine.models import ApiClient, Run, Template, TemplateVersion
+from flowspec.numbers import InexactNumber, exact_loads
 
 OPENAPI_PATH = Path(__file__).resolve().parent / "openapi.yaml"
 
@@ -47,9 +47,14 @@ def api_view(view: View) -> View:
 
 
 def _json_body(request: HttpRequest) -> dict:
+    # Numbers are read exactly as sent (flowspec.numbers): one a float would round, NaN or
+    # Infinity is refused here rather than stored as a different number (or as invalid JSON).
     try:
-        body = json.loads(request.body or b"{}")
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        body = exact_loads(request.body or b"{}")
+    except InexactNumber as exc:
+        raise InvalidRequest(str(exc), param="body") from None
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        # ValueError covers a JSONDecodeError and an integer of more than 4,300 digits.
         raise InvalidRequest("the body is not valid JSON", param="body") from None
     if not isinstance(body, dict):
         raise InvalidRequest("the body must be a JSON object", param="body")

@@ -9,12 +9,13 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from typing import Any
 
-from jsonschema import Draft202012Validator, SchemaError
+from jsonschema import Draft202012Validator, SchemaError, ValidationError, validators
+from jsonschema.protocols import Validator
 from referencing import Registry
 from referencing.exceptions import Unresolvable
 from referencing.jsonschema import DRAFT202012
 
-from flowspec import renderable
+from flowspec import numbers, renderable
 from flowspec.errors import SpecError
 from flowspec.loading import location
 from flowspec.paths import PathError, is_path, parse_path
@@ -23,14 +24,27 @@ from flowspec.rules import rule_problems
 Document = Mapping[str, Any]
 
 
-def input_validator(schema: Mapping[str, Any]) -> Draft202012Validator:
-    """The validator for a callback's or a Run's input, with formats checked.
+def _multiple_of(
+    validator: Validator, step: Any, instance: Any, schema: Mapping[str, Any]
+) -> Iterator[ValidationError]:
+    # jsonschema divides the binary floats (1234.57 / 0.01 = 123456.99999999999) and refuses
+    # about one cent amount in nine; the numbers as written divide exactly.
+    if validator.is_type(instance, "number") and not numbers.is_multiple(instance, step):
+        yield ValidationError(f"{instance!r} is not a multiple of {step}")
+
+
+_InputValidator = validators.extend(Draft202012Validator, {"multipleOf": _multiple_of})
+
+
+def input_validator(schema: Mapping[str, Any]) -> Validator:
+    """The validator for a callback's or a Run's input, with formats checked and numbers
+    checked in decimal (`multipleOf: 0.01` takes 1234.57).
 
     Publication, the engine's Update Run and Flowdesk's forms must agree on what is valid, so
     they all build it here.
     """
     # An empty registry: jsonschema would otherwise fetch a remote `$ref` over the network.
-    return Draft202012Validator(
+    return _InputValidator(
         schema, format_checker=Draft202012Validator.FORMAT_CHECKER, registry=Registry()
     )
 

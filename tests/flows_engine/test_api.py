@@ -1,8 +1,10 @@
 """The engine's HTTP API, over real HTTP against pytest-django's live server."""
 
+import json
 import time
 import uuid
 from datetime import timedelta
+from decimal import Decimal
 
 import httpx
 import pytest
@@ -260,3 +262,91 @@ def test_a_nul_character_anywhere_in_a_body_is_a_400_not_a_database_error(
     response = engine_api.post(path, json=body)
     assert response.status_code == 400
     assert response.json()["param"] == "body"
+
+
+# --- Exact numbers: amounts in cents are checked in decimal and kept as sent -----------------
+
+CENTS_TEMPLATE = """
+metadata: {name: Cents}
+input:
+  type: object
+  required: [balance]
+  properties:
+    balance: {type: number, multipleOf: 0.01}
+startsAt: adjust
+states:
+  adjust:
+    type: callback
+    title: Adjust the balance
+    input:
+      type: object
+      required: [amounts]
+      properties:
+        amounts: {type: array, items: {type: number, multipleOf: 0.01, minimum: 0}}
+    end: true
+"""
+# The amounts binary floating point gets wrong (1234.57 / 0.01 = 123456.99999999999), the
+# edges, and every 97th cent up to 2,000.00.
+KNOWN_BAD = ["1234.57", "19.99", "0.07", "0.29", "4.35", "1.10", "1999.99", "8.20"]
+SAMPLE = [
+    *KNOWN_BAD,
+    "0.00",
+    "2000.00",
+    *(f"{c // 100}.{c % 100:02d}" for c in range(0, 200_001, 97)),
+]
+
+
+@pytest.fixture
+def cents_run(engine_api):
+    """A Run of the cents template, created with a balance of 1234.57 and paused at adjust."""
+    services.version_publish(template_id="cents", source=CENTS_TEMPLATE)
+    created = engine_api.post("/v1/flows/cents/runs", json={"inputData": {"balance": 1234.57}})
+    assert created.status_code == 201, created.text
+    run_id = created.json()["flowRunId"]
+    services.run_advance(run_id)
+    assert engine_api.get(f"/v1/flow-runs/{run_id}").json()["status"] == "PENDING"
+    return run_id
+
+
+def test_amounts_in_cents_are_accepted_and_kept_exactly_as_sent(engine_api, cents_run):
+    # Written by hand, so that the numbers are sent exactly as typed (`1.10`, `0.00`).
+    body = '{"input": {"amounts": [' + ", ".join(SAMPLE) + "]}}"
+    response = engine_api.put(
+        f"/v1/flow-runs/{cents_run}",
+        content=body.encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 200, response.text
+
+    # Get Run gives back the very numbers that were sent, as JSON numbers, digit for digit.
+    run = json.loads(engine_api.get(f"/v1/flow-runs/{cents_run}").text, parse_float=Decimal)
+    assert run["inputData"] == {"balance": Decimal("1234.57")}
+    assert run["states"]["adjust"]["amounts"] == [Decimal(text) for text in SAMPLE]
+
+
+def test_an_amount_that_is_not_in_cents_is_refused_with_its_param(engine_api, cents_run):
+    response = engine_api.put(
+        f"/v1/flow-runs/{cents_run}", json={"input": {"amounts": [19.99, 1234.575]}}
+    )
+    assert response.status_code == 400
+    assert response.json()["param"] == "amounts[1]"
+    assert response.json()["message"] == "1234.575 is not a multiple of 0.01"
+
+
+@pytest.mark.parametrize(
+    "number",
+    ["NaN", "Infinity", "-Infinity", "1e999", "1234.5700000000000000001", "9" * 5000],
+)
+def test_a_number_that_cannot_be_kept_exactly_is_a_400_not_a_rounded_copy(
+    engine_api, demo_templates, number
+):
+    # A valid input but for one extra number (the schema allows more properties).
+    body = json.dumps({"inputData": {**COVERAGE_INPUT, "note": "N"}}).replace('"N"', number)
+    response = engine_api.post(
+        "/v1/flows/coverage-check/runs",
+        content=body.encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 400
+    assert response.json()["param"] == "body"
+    assert not Run.objects.exists()
