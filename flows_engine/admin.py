@@ -1,8 +1,9 @@
 from typing import Any
 
 from django import forms
-from django.contrib import admin
-from django.http import HttpRequest
+from django.contrib import admin, messages
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
 
 import flowspec
 from flows_engine import services
@@ -54,6 +55,9 @@ class TemplateAdmin(admin.ModelAdmin):
         return False  # templates come into being by publishing their first version
 
 
+PUBLISH = "Publish a new version to the engine"
+
+
 class PublishForm(forms.ModelForm):
     template_id = forms.SlugField(
         help_text="A new id creates a template; an existing one gets its next version."
@@ -62,7 +66,8 @@ class PublishForm(forms.ModelForm):
         label="Template document",
         strip=False,  # stored exactly as published
         widget=forms.Textarea(attrs={"rows": 30, "cols": 100, "spellcheck": "false"}),
-        help_text="YAML or JSON, as described in docs/template-language.md.",
+        help_text="YAML or JSON, as described in docs/template-language.md. If it names its "
+        "version (metadata.version), that must be the number it gets here.",
     )
 
     class Meta:
@@ -77,12 +82,49 @@ class PublishForm(forms.ModelForm):
             raise forms.ValidationError([str(error) for error in exc.errors]) from None
         return source
 
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        template_id, source = cleaned.get("template_id"), cleaned.get("source")
+        if template_id and source:
+            own = _document_version(flowspec.load_template(source).document)
+            last = (
+                TemplateVersion.objects.filter(template__template_id=template_id)
+                .order_by("-number")
+                .values_list("number", flat=True)
+                .first()
+            )
+            following = (last or 0) + 1
+            # The engine numbers versions itself; a document that claims another number would
+            # be read by people (and copied by Flowdesk) as a version it is not.
+            if own is not None and own != following:
+                self.add_error(
+                    "source",
+                    f"The document says version {own} (metadata.version), but it would be "
+                    f"published as {template_id} v{following}. Change metadata.version to "
+                    f"{following}, or remove it.",
+                )
+        return cleaned
+
+
+def _document_version(document: dict) -> int | None:
+    """``metadata.version`` as a number; the language also allows labels like "2024-06"."""
+    value = document.get("metadata", {}).get("version")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return None
+
 
 @admin.register(TemplateVersion)
 class TemplateVersionAdmin(admin.ModelAdmin):
+    """Versions the engine runs. Adding one here publishes it: new Runs use it at once."""
+
     list_display = ["__str__", "template", "number", "published_at"]
     list_filter = ["template"]
     readonly_fields = ("template", "number", "published_at", "source")
+    change_list_template = "admin/flows_engine/templateversion/change_list.html"
+    add_form_template = "admin/flows_engine/templateversion/add_form.html"
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):
         if obj is None:
@@ -95,6 +137,18 @@ class TemplateVersionAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
         return () if obj is None else self.readonly_fields
 
+    def add_view(
+        self, request: HttpRequest, form_url: str = "", extra_context: dict | None = None
+    ) -> HttpResponse:
+        return super().add_view(
+            request, form_url, extra_context={"title": PUBLISH, **(extra_context or {})}
+        )
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None):
+        return super().changelist_view(
+            request, extra_context={"publish_label": PUBLISH, **(extra_context or {})}
+        )
+
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         published = services.version_publish(
             template_id=form.cleaned_data["template_id"], source=form.cleaned_data["source"]
@@ -102,6 +156,16 @@ class TemplateVersionAdmin(admin.ModelAdmin):
         obj.pk = published.pk
         obj.template = published.template
         obj.number = published.number
+
+    def response_add(
+        self, request: HttpRequest, obj: Any, post_url_continue: str | None = None
+    ) -> HttpResponse:
+        messages.success(
+            request,
+            f"Published {obj} to the engine: new Runs of {obj.template.template_id} use "
+            f"version {obj.number}. Flowdesk keeps its copy for forms under the same number.",
+        )
+        return HttpResponseRedirect(reverse("admin:flows_engine_templateversion_changelist"))
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # versions are immutable

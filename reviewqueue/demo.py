@@ -2,8 +2,9 @@
 
 from datetime import timedelta
 
+from django.apps import apps
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 
 from flows_integration.models import FlowTemplate
 from reviewqueue import roles
@@ -45,7 +46,26 @@ def demo_users_ensure() -> list[str]:
             user.save()
             created.append(username)
         user.groups.add(*[Group.objects.get_or_create(name=n)[0] for n in (*role_names, *teams)])
+    flow_admins_publish_grant()
     return created
+
+
+# Publishing to the embedded engine, named by app label: the review queue never imports it.
+ENGINE_PUBLISH_PERMISSIONS = ("view_template", "view_templateversion", "add_templateversion")
+
+
+def flow_admins_publish_grant() -> None:
+    """Let flow admins publish template versions in the engine's admin when the engine runs
+    here. Not in the roles' migration: the engine's permissions exist only where it is
+    installed, and against Sohar publishing happens in Sohar's own tools."""
+    if not apps.is_installed("flows_engine"):
+        return
+    group, _ = Group.objects.get_or_create(name=roles.FLOW_ADMIN)
+    group.permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label="flows_engine", codename__in=ENGINE_PUBLISH_PERMISSIONS
+        )
+    )
 
 
 def demo_queues_ensure() -> list[Queue]:

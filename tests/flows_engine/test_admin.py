@@ -5,6 +5,7 @@ from django.urls import reverse
 
 from flows_engine import services
 from flows_engine.models import TemplateVersion
+from reviewqueue import demo
 from tests.documents import SIGN_OFF
 
 VALID = SIGN_OFF
@@ -19,6 +20,49 @@ def test_publishing_in_the_admin_creates_the_next_version(admin_client):
         assert response.status_code == 302
         assert TemplateVersion.objects.order_by("-number").first().number == expected
     assert TemplateVersion.objects.filter(template__template_id="sign-off").count() == 2
+
+
+@pytest.mark.django_db
+def test_the_publish_page_says_it_publishes(admin_client):
+    html = admin_client.get(ADD_URL).content.decode()
+    assert "<h1>Publish a new version to the engine</h1>" in html
+    assert "new Runs of the template use it at once" in html
+    assert "Add template version" not in html
+    listing = admin_client.get(reverse("admin:flows_engine_templateversion_changelist"))
+    assert f'<a href="{ADD_URL}" class="addlink">Publish a new version to the engine</a>' in (
+        listing.content.decode()
+    )
+
+
+@pytest.mark.django_db
+def test_a_document_naming_another_version_than_it_would_get_is_refused(admin_client):
+    services.version_publish(template_id="sign-off", source=VALID)
+    claims_v3 = VALID.replace(
+        "metadata: {name: Sign-off}", "metadata: {name: Sign-off, version: 3}"
+    )
+    response = admin_client.post(ADD_URL, {"template_id": "sign-off", "source": claims_v3})
+    assert response.status_code == 200
+    errors = " ".join(response.context["adminform"].form.errors["source"])
+    assert "The document says version 3" in errors and "sign-off v2" in errors
+    assert TemplateVersion.objects.count() == 1
+
+    claims_v2 = claims_v3.replace("version: 3", "version: 2")
+    response = admin_client.post(ADD_URL, {"template_id": "sign-off", "source": claims_v2})
+    assert response.status_code == 302
+    messages = [str(m) for m in response.wsgi_request._messages]
+    assert any(m.startswith("Published sign-off v2 to the engine") for m in messages)
+
+
+@pytest.mark.django_db
+def test_the_demo_flow_admin_may_publish_and_nothing_more(client):
+    demo.demo_users_ensure()
+    client.login(username="ada", password=demo.DEMO_PASSWORD)
+    assert client.post(ADD_URL, {"template_id": "sign-off", "source": VALID}).status_code == 302
+    version = TemplateVersion.objects.get()
+    change = reverse("admin:flows_engine_templateversion_change", args=[version.pk])
+    assert client.get(change).status_code == 200
+    assert client.get(reverse("admin:flows_engine_apiclient_changelist")).status_code == 403
+    assert client.get(reverse("admin:flows_engine_webhookendpoint_add")).status_code == 403
 
 
 @pytest.mark.django_db
