@@ -1,9 +1,10 @@
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.urls import path, reverse
+from django.urls import NoReverseMatch, path, reverse
 from django.views.decorators.http import require_POST
 
 import flowspec
@@ -52,22 +53,26 @@ class FlowTemplateAdmin(admin.ModelAdmin):
 
 
 class VersionStoreForm(forms.ModelForm):
-    template_id = forms.SlugField(
-        help_text="The template's id on the Flows server (a new id creates the template)."
-    )
+    """Store Flowdesk's copy of a version the Flows server runs; it publishes nothing."""
+
+    template_id = forms.SlugField(help_text="The template's id on the Flows server.")
     number = forms.IntegerField(
         min_value=1,
         required=False,
-        help_text="The server's version number; blank takes the next one.",
+        help_text="The version's number on the Flows server. Blank: the document's own "
+        "metadata.version, else the server's latest. It must agree with both; nothing is "
+        "renumbered.",
     )
-    upload = forms.FileField(required=False, help_text="Or upload the YAML file instead.")
     source = forms.CharField(
         label="Template document",
         strip=False,  # stored exactly as published
         required=False,
         widget=forms.Textarea(attrs={"rows": 28, "cols": 100, "spellcheck": "false"}),
-        help_text="Paste the YAML (or JSON) as published.",
+        help_text="Paste the YAML (or JSON) exactly as published, or upload it below. Leave "
+        "both empty to copy the document from the Flows server (Flowdesk's own engine offers "
+        "it; Sohar's service does not, so paste or upload it there).",
     )
+    upload = forms.FileField(required=False, help_text="Or upload the YAML file instead.")
 
     class Meta:
         model = TemplateVersion
@@ -75,6 +80,7 @@ class VersionStoreForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
+        template_id = cleaned.get("template_id")
         upload = cleaned.get("upload")
         source = cleaned.get("source") or ""
         if upload is not None:
@@ -83,32 +89,36 @@ class VersionStoreForm(forms.ModelForm):
             except UnicodeDecodeError:
                 self.add_error("upload", "The file is not UTF-8 text.")
                 return cleaned
-        if not source.strip():
-            self.add_error("source", "Paste the template document or upload its file.")
+        if source.strip():
+            try:
+                flowspec.load_template(source)
+            except flowspec.TemplateInvalid as exc:
+                self.add_error("source", [str(error) for error in exc.errors])
+                return cleaned
+        if not template_id or self.errors:
             return cleaned
         try:
-            flowspec.load_template(source)
-        except flowspec.TemplateInvalid as exc:
-            self.add_error("source", [str(error) for error in exc.errors])
-            return cleaned
-        template_id, number = cleaned.get("template_id"), cleaned.get("number")
-        if (
-            number
-            and TemplateVersion.objects.filter(
-                template__template_id=template_id, number=number
-            ).exists()
-        ):
-            self.add_error("number", f"{template_id} v{number} is stored already.")
-        cleaned["source"] = source
+            cleaned["copy"] = services.version_copy_resolve(
+                template_id=template_id, number=cleaned.get("number"), source=source
+            )
+        except services.CopyRefused as exc:
+            self.add_error(exc.field, exc.message)
         return cleaned
 
 
 @admin.register(TemplateVersion)
 class TemplateVersionAdmin(admin.ModelAdmin):
+    """Flowdesk's copies of template versions, from which it renders forms for their Runs.
+
+    Storing a copy publishes nothing: the Flows server runs what was published to it. With the
+    embedded engine on, the list links to the engine's own "Publish a new version" page.
+    """
+
     list_display = ["__str__", "template", "number", "stored_at"]
     list_filter = ["template"]
     readonly_fields = ("template", "number", "stored_at", "source")
     change_list_template = "admin/flows_integration/templateversion/change_list.html"
+    add_form_template = "admin/flows_integration/templateversion/add_form.html"
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):
         if obj is None:
@@ -123,13 +133,49 @@ class TemplateVersionAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
         return () if obj is None else self.readonly_fields
 
+    def add_view(
+        self, request: HttpRequest, form_url: str = "", extra_context: dict | None = None
+    ) -> HttpResponse:
+        extra = {"title": STORE_COPY, **_engine_links(), **(extra_context or {})}
+        return super().add_view(request, form_url, extra_context=extra)
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict | None = None,
+    ) -> HttpResponse:
+        if object_id is not None:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        # Adding asks the Flows server while validating. Django wraps the whole view in one
+        # transaction, which on SQLite (transaction_mode IMMEDIATE) holds the write lock: the
+        # embedded engine, answering in another thread of this server, could not write its
+        # token and the page would hang. version_store opens its own transaction. (The
+        # undecorated view is private to Django, so unknown to its stubs.)
+        return self._changeform_view(  # type: ignore[attr-defined]
+            request, object_id, form_url, extra_context
+        )
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None):
+        extra = {"store_copy_label": STORE_COPY, **_engine_links(), **(extra_context or {})}
+        return super().changelist_view(request, extra_context=extra)
+
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        copy = form.cleaned_data["copy"]
         stored = services.version_store(
             template_id=form.cleaned_data["template_id"],
-            number=form.cleaned_data.get("number"),
-            source=form.cleaned_data["source"],
+            number=copy.number,
+            source=copy.source,
+            name=copy.name,
         )
         obj.pk, obj.template, obj.number = stored.pk, stored.template, stored.number
+        if copy.unchecked:
+            messages.warning(
+                request,
+                f"{copy.unchecked}, so v{copy.number} was not checked against it: make sure "
+                "it is the number the Flows server shows.",
+            )
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # versions are immutable once stored
@@ -153,13 +199,34 @@ class TemplateVersionAdmin(admin.ModelAdmin):
         try:
             imported = services.templates_import()
         except flows_client.NotSupported:
-            messages.error(request, "This Flows server does not list its templates.")
+            messages.error(
+                request,
+                "This Flows server does not list its templates: store each copy with "
+                f"“{STORE_COPY}” and its document.",
+            )
         except flows_client.FlowsError as exc:
             messages.error(request, f"The Flows server could not be asked: {exc}")
         else:
             names = ", ".join(str(version) for version in imported) or "nothing new"
-            messages.success(request, f"Imported {names}.")
+            messages.success(request, f"Copied {names} from the Flows server.")
         return HttpResponseRedirect(reverse("admin:flows_integration_templateversion_changelist"))
+
+
+STORE_COPY = "Store a template copy for forms"
+
+
+def _engine_links() -> dict[str, str]:
+    """The embedded engine's publish page, when it runs in this process.
+
+    By URL name only: this app never imports the engine. Its admin is there exactly when the
+    engine is on, and publishing there is what makes a new version run.
+    """
+    if not settings.FLOWS_ENGINE_ENABLED:
+        return {}
+    try:
+        return {"engine_publish_url": reverse("admin:flows_engine_templateversion_add")}
+    except NoReverseMatch:
+        return {}
 
 
 @admin.register(FlowRun)

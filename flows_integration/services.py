@@ -117,6 +117,98 @@ def _as_source(document: dict) -> str:
     return json.dumps(document, indent=2)
 
 
+class CopyRefused(Exception):
+    """A template copy that cannot be stored as asked; ``field`` names the form field at fault."""
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+@dataclass(frozen=True)
+class VersionCopy:
+    """What a copy will be stored as. ``unchecked`` says why the server did not confirm it."""
+
+    number: int
+    source: str
+    name: str
+    unchecked: str = ""
+
+
+def version_copy_resolve(*, template_id: str, number: int | None, source: str) -> VersionCopy:
+    """Decide which version a copy of a template is, before anything is written.
+
+    A copy must carry the number the Flows server runs it under, or Runs of that version would
+    get another version's forms. So the number given, the document's own ``metadata.version``
+    and the server's version (asked through our template documents extension) must agree;
+    nothing is renumbered. Without a ``source`` the document is fetched from the server (the
+    latest version when ``number`` is None). A server without the extension (Sohar's own) cannot
+    confirm anything: then a pasted document and a known number are taken as given, and
+    ``unchecked`` says so. Raises ``CopyRefused``; the source must already be valid.
+    """
+    spec = flowspec.load_template(source) if source.strip() else None
+    own = _document_version(spec.document) if spec else None
+    if number is not None and own is not None and number != own:
+        raise CopyRefused(
+            f"The document says it is version {own} (metadata.version), not v{number}.",
+            field="number",
+        )
+    wanted = number if number is not None else own
+    remote: flows_client.TemplateDocument | None = None
+    try:
+        remote = flows_client.get_template(template_id, version=wanted)
+    except flows_client.NotSupported:
+        unchecked = "This Flows server does not hand out template documents (Sohar's does not)"
+    except flows_client.FlowsError as exc:
+        if exc.status == 404:
+            what = f"version {wanted} of {template_id}" if wanted else f"template {template_id}"
+            raise CopyRefused(
+                f"The Flows server has no {what}. Publish it there first; Flowdesk only keeps "
+                "copies of what the server runs.",
+                field="number" if wanted else "template_id",
+            ) from None
+        unchecked = f"The Flows server could not be asked ({exc})"
+    if remote is not None:
+        if spec is not None and spec.document != remote.document:
+            raise CopyRefused(
+                f"This is not the document the Flows server published as {template_id} "
+                f"v{remote.version}. Give the number of the version it is, or leave the "
+                "document empty to copy the server's.",
+                field="source",
+            )
+        copy = VersionCopy(
+            number=remote.version,
+            source=source if spec is not None else _as_source(remote.document),
+            name=remote.name,
+        )
+    elif spec is None:
+        raise CopyRefused(f"{unchecked}: paste or upload the document.", field="source")
+    elif wanted is None:
+        raise CopyRefused(
+            f"{unchecked}, and the document names no version (metadata.version): give the "
+            "number the Flows server shows for it.",
+            field="number",
+        )
+    else:
+        copy = VersionCopy(number=wanted, source=source, name=spec.name, unchecked=unchecked)
+    if TemplateVersion.objects.filter(
+        template__template_id=template_id, number=copy.number
+    ).exists():
+        raise CopyRefused(f"{template_id} v{copy.number} is stored already.", field="number")
+    return copy
+
+
+def _document_version(document: dict) -> int | None:
+    """``metadata.version`` as a number; the language also allows labels like "2024-06"."""
+    value = document.get("metadata", {}).get("version")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return None
+
+
 # --- Health of the Flows API -----------------------------------------------------------------
 
 
