@@ -4,6 +4,7 @@ Statuses and the transitions between them are in ``ITEM_TRANSITIONS`` and
 ``SUBMISSION_TRANSITIONS``; services check them before every change (see ``services.py``).
 """
 
+import zoneinfo
 from datetime import timedelta
 
 from django.conf import settings
@@ -92,15 +93,19 @@ class Route(models.Model):
             return
         valid = []
         for state_id, (title, numbers) in states.items():
-            where = "" if len(numbers) == len(versions) else ", " + ", ".join(
-                f"v{number}" for number in numbers
+            where = (
+                ""
+                if len(numbers) == len(versions)
+                else ", " + ", ".join(f"v{number}" for number in numbers)
             )
             valid.append(f"{state_id} ({title}{where})")
         raise ValidationError(
             {
                 "state_id": f"“{self.state_id}” is no waiting (callback) state of "
                 f"{self.template.template_id} in any stored version. Valid states: "
-                f"{'; '.join(valid) or 'none'}. Leave it blank to route every state."
+                f"{'; '.join(valid) or 'none'}. Leave it blank to route every state. A "
+                "version published since is known here once Flowdesk stores its copy (Flows "
+                "integration › Template versions › Copy new versions from the Flows server)."
             }
         )
 
@@ -370,3 +375,34 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.action}"
+
+
+def validate_time_zone(value: str) -> None:
+    """An IANA zone name this server knows (`America/New_York`), or blank for the site's."""
+    if value and value not in available_time_zones():
+        raise ValidationError(f"{value!r} is not a time zone this server knows.")
+
+
+def available_time_zones() -> set[str]:
+    return zoneinfo.available_timezones()
+
+
+class StaffPreferences(models.Model):
+    """What one person chose for their own pages: the time zone every time is shown in
+    (``config.middleware.time_zone`` activates it; blank means the site's ``TIME_ZONE``)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, models.CASCADE, related_name="staff_preferences"
+    )
+    time_zone = models.CharField(
+        max_length=64,
+        blank=True,
+        validators=[validate_time_zone],
+        help_text="An IANA name such as America/New_York; blank shows the site's time zone.",
+    )
+
+    class Meta:
+        verbose_name = verbose_name_plural = "staff preferences"
+
+    def __str__(self) -> str:
+        return f"preferences of {self.user}"
