@@ -69,14 +69,14 @@ def test_a_preview_post_shows_the_json_that_would_be_sent(ada, prior_auth):
             "criteria.met": "on",
             "reviewer.name": "Ann Reviewer",
             "reviewer.credential": "RN",
-            "denialReason": "experimental",  # stays: it is an ordinary optional field
+            # Declared only in the template's branch for a denial: hidden here, never sent.
+            "denialReason": "experimental",
         },
     )
     form = response.context["form"]
     assert form.errors == {}
     expected = {
         "decision": "modify",
-        "denialReason": "experimental",
         "approvedUnits": 6,
         "authorization": {"validFrom": "2026-03-01", "validThrough": "2026-06-01"},
         "diagnosisCodes": [{"code": "M17.11", "primary": False}],
