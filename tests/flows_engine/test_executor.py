@@ -11,6 +11,7 @@ import threading
 from datetime import timedelta
 
 import pytest
+import time_machine
 from django.db import connection
 from django.utils import timezone
 
@@ -228,8 +229,16 @@ def prior_auth_input(member_id: str = "W1234567", code: str = "99213") -> dict:
     }
 
 
+@pytest.fixture
+def still_clock():
+    """The clock stands still: a retry's wait is measured exactly, and "too early" stays too
+    early however long a loaded machine takes between the steps."""
+    with time_machine.travel(timezone.now(), tick=False) as traveller:
+        yield traveller
+
+
 def test_a_transient_failure_schedules_a_retry_with_backoff(
-    sandbox, endpoint, demo_templates, django_capture_on_commit_callbacks
+    sandbox, endpoint, demo_templates, django_capture_on_commit_callbacks, still_clock
 ):
     # verify-coverage retries 4 times, 2 s apart at first; FLAKY fails the first attempt only.
     run = start(sandbox, "prior-authorization", prior_auth_input(member_id="FLAKY"))

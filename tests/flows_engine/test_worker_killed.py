@@ -8,6 +8,7 @@ the state the dead worker was running must be applied exactly once.
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -130,6 +131,21 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
+def queued_tasks() -> int:
+    """Messages waiting in the tests' broker (Redis or the file-system folder)."""
+    with celery_app.connection_for_read() as conn:
+        return conn.default_channel.queue_declare(queue="celery").message_count
+
+
+def worker_idle(log: Path) -> bool:
+    """Nothing is left for the worker to do: the broker holds no task, and every task the
+    worker took (one waiting for its countdown too) has ended, by its own log."""
+    text = log.read_text()
+    taken = set(re.findall(r"Task \S+\[([0-9a-f-]+)\] received", text))
+    ended = set(re.findall(r"Task \S+\[([0-9a-f-]+)\] (?:succeeded|raised|retry|failed)", text))
+    return queued_tasks() == 0 and taken <= ended
+
+
 def history(run: Run) -> list[tuple[str, str]]:
     return [
         (m.payload["status"], m.payload["stateId"])
@@ -157,11 +173,16 @@ def test_a_run_whose_worker_was_killed_mid_product_call_is_finished_once(
         timeout=30,
         what=f"the first worker to start the run (log in {tmp_path})",
     )
-    time.sleep(0.5)
+    # Entering `discover` queued its webhook on commit; the worker, busy in the 3 s call,
+    # cannot take it. Kill it once that message is in the broker, not before (its webhook
+    # would be lost until the sweep's next minute) and not after a guessed pause.
+    wait_until(
+        lambda: queued_tasks() > 0, timeout=30, what="the webhook of `discover` to be queued"
+    )
     doomed.send_signal(signal.SIGKILL)
-    doomed.wait(timeout=10)
+    assert doomed.wait(timeout=10) == -signal.SIGKILL
 
-    time.sleep(3)  # longer than the product call: a live worker would have moved on by now
+    # Dead, so it will never move on; no other worker is running yet.
     run.refresh_from_db()
     assert (run.status, run.state_id, run.step) == (RunStatus.IN_PROGRESS, "discover", 1)
     # The worker may still be busy, as far as the sweep can tell: it must leave the run alone.
@@ -171,6 +192,7 @@ def test_a_run_whose_worker_was_killed_mid_product_call_is_finished_once(
     assert services.sweep()["stuck_runs"] == 1  # enqueued at once: no transaction is open
 
     start_worker(FLOWS_ENGINE_PRODUCT_LATENCY_MS="0")
+    fresh_log = tmp_path / "worker-1.log"
     wait_until(
         lambda: Run.objects.filter(pk=run.pk, status=RunStatus.PENDING).exists(),
         timeout=30,
@@ -181,7 +203,11 @@ def test_a_run_whose_worker_was_killed_mid_product_call_is_finished_once(
         timeout=10,
         what="the PENDING webhook",
     )
-    time.sleep(1)  # a doubled step or webhook would show by now
+    # A doubled step or webhook would come from a task still queued or held by the worker:
+    # wait until it has none, rather than for a time that a loaded machine can outlast.
+    wait_until(
+        lambda: worker_idle(fresh_log), timeout=30, what=f"the worker to go idle ({fresh_log})"
+    )
 
     run.refresh_from_db()
     assert (run.status, run.state_id, run.step) == (RunStatus.PENDING, "collect-member-id", 3)

@@ -2,12 +2,15 @@
 
 import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
+from django.utils import timezone
 
+from flows_engine.models import AccessToken
 from flows_integration import client
 from tests.flows_integration.faulty_server import CountingTransport
+from tests.waiting import Clock
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -36,6 +39,14 @@ def flows(live_server, engine_clients, transport) -> Iterator[client.FlowsClient
         transport=transport,
     ) as flows_client:
         yield flows_client
+
+
+@pytest.fixture
+def clock(monkeypatch) -> Clock:
+    """The client's clock (token expiry, back-off), moved by the test alone."""
+    fake = Clock()
+    monkeypatch.setattr(client, "time", fake)
+    return fake
 
 
 def wait_for(flows: client.FlowsClient, run_id: str, *statuses: str) -> client.RunInfo:
@@ -183,20 +194,24 @@ def test_bad_credentials_are_a_permanent_403(live_server, engine_clients, transp
     assert transport.attempts == [TOKEN_ROUTE]
 
 
-def test_a_token_about_to_expire_is_renewed_before_use(settings, flows, demo_templates, transport):
-    settings.FLOWS_ENGINE_TOKEN_TTL = 1  # the client renews at half a token's lifetime
+def test_a_token_about_to_expire_is_renewed_before_use(
+    settings, flows, demo_templates, transport, clock
+):
+    settings.FLOWS_ENGINE_TOKEN_TTL = 3600  # the client renews a minute before it expires
     flows.list_templates()
-    time.sleep(0.6)
+    clock.advance(3600 - 60 - 1)
+    flows.list_templates()
+    assert transport.count(TOKEN_ROUTE) == 1
+    clock.advance(2)
     flows.list_templates()
     assert transport.count(TOKEN_ROUTE) == 2
     assert 403 not in transport.statuses
 
 
-def test_a_token_the_engine_refuses_is_renewed_once(settings, flows, demo_templates, transport):
-    settings.FLOWS_ENGINE_TOKEN_TTL = 1
+def test_a_token_the_engine_refuses_is_renewed_once(flows, demo_templates, transport, clock):
     flows.list_templates()
-    time.sleep(1.1)  # expired on the engine's clock...
-    flows._token_expires_at = time.monotonic() + 3600  # ...but not on the client's
+    # Expired on the engine's clock, but not on the client's.
+    AccessToken.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
     assert len(flows.list_templates()) == 3
     assert transport.count(TOKEN_ROUTE) == 2
     assert transport.statuses.count(403) == 1

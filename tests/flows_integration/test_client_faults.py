@@ -4,13 +4,13 @@ malformed answers, expired tokens, a missing extension. No database; small timeo
 import logging
 import pickle
 import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import httpx
 import pytest
+import time_machine
 
 from flows_integration import client
 from tests.flows_integration.faulty_server import (
@@ -26,6 +26,7 @@ from tests.flows_integration.faulty_server import (
     respond,
     slow,
 )
+from tests.waiting import Clock
 
 RUN_ID = "7d7f7c56-6a43-4b56-9a1e-6f6f0b0c2d11"
 RUN_ROUTE = f"GET /v1/flow-runs/{RUN_ID}"
@@ -40,6 +41,15 @@ FAST = {"connect_timeout": 0.5, "read_timeout": 0.3, "backoff_base": 0.01, "back
 def server() -> Iterator[FaultyServer]:
     with FaultyServer() as running:
         yield running
+
+
+@pytest.fixture
+def clock(monkeypatch) -> Clock:
+    """The client's clock: a token expires and a back-off ends only when the test says so, and
+    every wait the client asked for is in ``clock.slept``."""
+    fake = Clock()
+    monkeypatch.setattr(client, "time", fake)
+    return fake
 
 
 def make_client(url: str, **options) -> client.FlowsClient:
@@ -130,12 +140,13 @@ def test_extension_fields_of_an_unknown_shape_are_ignored(server, flows):
 # --- Timeouts --------------------------------------------------------------------------------
 
 
-def test_get_is_retried_after_a_read_timeout(server, flows):
-    server.plan(RUN_ROUTE, hang(2))
-    started = time.monotonic()
+def test_get_is_retried_after_a_read_timeout(server, flows, caplog):
+    caplog.set_level(logging.WARNING, logger=client.__name__)
+    server.plan(RUN_ROUTE, hang(30))  # answers nothing until the server stops
     assert flows.get_run(RUN_ID).status == "PENDING"
     assert server.count(RUN_ROUTE) == 2
-    assert 0.3 <= time.monotonic() - started < 3
+    # The first attempt ended by the client's read timeout, not by the server giving up.
+    assert "failed (ReadTimeout)" in caplog.text
 
 
 def test_get_gives_up_after_max_retries_with_a_transient_error(server, flows):
@@ -192,33 +203,45 @@ def test_nothing_listening_is_transient_and_changed_nothing():
     assert "was not sent" in str(caught.value)
 
 
-def test_update_run_is_repeated_while_the_connection_is_refused(server):
+class RestartAfterRefusals(CountingTransport):
+    """The network to a stopped server, which is started again once two PUTs were refused:
+    the client meets the outage and the recovery whatever the machine's speed."""
+
+    def __init__(self, port: int, tokens: list[str]) -> None:
+        super().__init__()
+        self.port, self.tokens = port, tokens
+        self.refusals = 0
+        self.restarted: FaultyServer | None = None
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return super().handle_request(request)
+        except httpx.ConnectError:
+            self.refusals += 1
+            if self.refusals == 2:
+                self.restarted = FaultyServer(port=self.port)
+                self.restarted.tokens_issued = list(self.tokens)
+                self.restarted.start()
+            raise
+
+
+def test_update_run_is_repeated_while_the_connection_is_refused(server, clock):
     """Nothing was sent while the port refused connections, so repeating cannot apply twice."""
-    transport = CountingTransport()
-    flows = make_client(server.url, max_retries=5, backoff_base=0.2, transport=transport)
+    transport = RestartAfterRefusals(server.port, server.tokens_issued)
+    flows = make_client(server.url, max_retries=5, transport=transport)
     flows.get_run(RUN_ID)  # holds a token now
-    port, tokens = server.port, server.tokens_issued
+    transport.tokens = list(server.tokens_issued)
     server.stop()
-
-    restarted: list[FaultyServer] = []
-
-    def restart() -> None:
-        again = FaultyServer(port=port)
-        again.tokens_issued = list(tokens)
-        restarted.append(again.start())
-
-    timer = threading.Timer(0.3, restart)
-    timer.start()
     try:
         updated = flows.update_run(RUN_ID, {"memberId": "00000000"})
-    finally:
-        timer.join()
-    try:
         assert updated.status == "IN_PROGRESS"
-        assert transport.count(f"PUT /v1/flow-runs/{RUN_ID}") >= 2  # refused, then delivered
-        assert restarted[0].count(PUT_ROUTE) == 1  # applied exactly once
+        assert transport.count(PUT_ROUTE) == 3  # refused twice, then delivered
+        assert transport.restarted is not None
+        assert transport.restarted.count(PUT_ROUTE) == 1  # applied exactly once
+        assert len(clock.slept) == 2  # a back-off after each refusal
     finally:
-        restarted[0].stop()
+        if transport.restarted is not None:
+            transport.restarted.stop()
         flows.close()
 
 
@@ -280,34 +303,29 @@ def test_a_5xx_to_create_run_is_not_repeated_and_may_have_applied(server, flows)
 # --- 429 and Retry-After ---------------------------------------------------------------------
 
 
-def test_retry_after_in_seconds_is_honoured(server):
+def test_retry_after_in_seconds_is_honoured(server, clock):
     flows = make_client(server.url, max_retries=2, backoff_cap=2.0)
-    flows.get_run(RUN_ID)  # the token first, out of the measurement
     server.plan(RUN_ROUTE, respond(429, {"error": "rate_limited"}, {"Retry-After": "1"}))
-    started = time.monotonic()
     assert flows.get_run(RUN_ID).status == "PENDING"
-    waited = time.monotonic() - started
-    assert 1.0 <= waited < 2.5
-    assert server.count(RUN_ROUTE) == 3
+    assert clock.slept == [1.0]  # the server's wait, not the back-off's
+    assert server.count(RUN_ROUTE) == 2
 
 
-def test_retry_after_as_an_http_date_is_honoured(server):
+def test_retry_after_as_an_http_date_is_honoured(server, clock):
     flows = make_client(server.url, max_retries=2, backoff_cap=3.0)
-    flows.get_run(RUN_ID)
-    when = datetime.now(UTC) + timedelta(seconds=1.6)  # the header keeps whole seconds
-    header = format_datetime(when.replace(microsecond=0), usegmt=True)
+    now = datetime(2026, 3, 2, 9, 30, 0, tzinfo=UTC)
+    header = format_datetime(now + timedelta(seconds=2), usegmt=True)
     server.plan(RUN_ROUTE, respond(503, None, {"Retry-After": header}))
-    started = time.monotonic()
-    flows.get_run(RUN_ID)
-    assert 0.5 <= time.monotonic() - started < 2.5
+    with time_machine.travel(now, tick=False):
+        flows.get_run(RUN_ID)
+    assert clock.slept == [2.0]
 
 
-def test_a_retry_after_beyond_the_cap_is_left_to_the_caller(server, flows):
+def test_a_retry_after_beyond_the_cap_is_left_to_the_caller(server, flows, clock):
     server.always(RUN_ROUTE, respond(429, {"error": "rate_limited"}, {"Retry-After": "120"}))
-    started = time.monotonic()
     with pytest.raises(client.TransientFlowsError) as caught:
         flows.get_run(RUN_ID)
-    assert time.monotonic() - started < 2  # no two-minute nap inside a call
+    assert clock.slept == []  # no two-minute nap inside a call
     assert server.count(RUN_ROUTE) == 1
     assert caught.value.status == 429 and caught.value.retry_after == 120
 
@@ -447,12 +465,18 @@ def test_a_token_answer_without_a_token_is_a_flows_error(server, flows):
     assert server.count(RUN_ROUTE) == 0
 
 
-def test_the_token_is_renewed_shortly_before_it_expires(server, flows):
-    server.token_lifetime = 1  # the client renews at half of it
+@pytest.mark.parametrize(
+    ("lifetime", "renewed_after"), [(3600, 3540), (60, 30)], ids=["a-minute-early", "at-half"]
+)
+def test_the_token_is_renewed_shortly_before_it_expires(
+    server, flows, clock, lifetime, renewed_after
+):
+    server.token_lifetime = lifetime
     flows.get_run(RUN_ID)
+    clock.advance(renewed_after - 1)
     flows.get_run(RUN_ID)
     assert server.count("POST /oauth/token") == 1
-    time.sleep(0.55)
+    clock.advance(1)
     flows.get_run(RUN_ID)
     assert server.count("POST /oauth/token") == 2
     assert server.count(RUN_ROUTE) == 3  # renewed before the call, never refused
