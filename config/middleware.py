@@ -1,4 +1,5 @@
-"""Session limits: 30 idle minutes and 12 hours at most (DESIGN.md, correctness rules).
+"""Session limits: 30 idle minutes and 12 hours at most (DESIGN.md, correctness rules), and the
+time zone each person's pages are shown in.
 
 Django's own expiry is one sliding age; we need two limits, and background polling (the queue's
 live refresh, a claim's lease timer) must not count as activity, or an unattended screen would
@@ -6,13 +7,16 @@ stay signed in forever. Polling requests say so with the ``X-Flowdesk-Background
 """
 
 import time
+import zoneinfo
 from collections.abc import Callable
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import logout
 from django.contrib.auth.signals import user_logged_in
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import resolve_url
+from django.utils import timezone
 from django_htmx.http import HttpResponseClientRedirect
 
 BACKGROUND_HEADER = "X-Flowdesk-Background"
@@ -51,3 +55,38 @@ def session_limits(get_response: Callable[[HttpRequest], HttpResponse]) -> Calla
         return get_response(request)
 
     return middleware
+
+
+def time_zone(get_response: Callable[[HttpRequest], HttpResponse]) -> Callable:
+    """Every time on a page in the person's own zone (their preferences), else the site's
+    ``TIME_ZONE``. One indexed read per signed-in request: a zone changed by an admin applies
+    on the next page, not at the next sign-in."""
+
+    def middleware(request: HttpRequest) -> HttpResponse:
+        zone = _zone_of(request.user) if request.user.is_authenticated else None
+        if zone is None:
+            timezone.deactivate()
+        else:
+            timezone.activate(zone)
+        try:
+            return get_response(request)
+        finally:
+            # Threads serve the next request with whatever is active: never leak a zone to it.
+            timezone.deactivate()
+
+    return middleware
+
+
+def _zone_of(user: Any) -> zoneinfo.ZoneInfo | None:
+    from reviewqueue.models import StaffPreferences  # config is loaded before the apps
+
+    name = (
+        StaffPreferences.objects.filter(user_id=user.pk).values_list("time_zone", flat=True).first()
+    )
+    if not name:
+        return None
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        # A zone the server's tz database no longer has: the site's zone, not an error page.
+        return None

@@ -5,6 +5,7 @@ embedded Flows engine). ``FLOWDESK_MODE=production`` refuses to start without it
 """
 
 import os
+import zoneinfo
 from pathlib import Path
 
 import environ
@@ -100,6 +101,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "config.middleware.session_limits",
+    "config.middleware.time_zone",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -162,7 +164,17 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
 LANGUAGE_CODE = "en-us"
-TIME_ZONE = "UTC"
+# The site's time zone: pages show times in it unless a person chose their own (Preferences).
+# Times are stored in UTC whatever it says.
+TIME_ZONE = env_str("TIME_ZONE") or "UTC"
+if TIME_ZONE != "UTC":
+    try:
+        zoneinfo.ZoneInfo(TIME_ZONE)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ImproperlyConfigured(
+            f"TIME_ZONE={TIME_ZONE!r} is not a time zone this server knows; "
+            "use an IANA name such as America/New_York"
+        ) from None
 USE_I18N = True
 USE_TZ = True
 

@@ -18,7 +18,8 @@ from django.views.decorators.http import require_http_methods
 
 from flows_integration.admin import ReadOnlyAdmin, TemplateVersionAdmin
 from flows_integration.models import TemplateVersion
-from reviewqueue.models import AuditEvent, Queue, ReviewItem, Route
+from reviewqueue.forms import PreferencesForm
+from reviewqueue.models import AuditEvent, Queue, ReviewItem, Route, StaffPreferences
 from reviewqueue.schema_forms import START, FormSpec
 from reviewqueue.views import form_for_request
 
@@ -131,6 +132,16 @@ class ReviewItemAdmin(ReadOnlyAdmin):
     list_select_related = ("queue", "claimed_by")
     search_fields = ("=run_ref",)
     show_full_result_count = False  # no COUNT(*) over every item on each page
+
+
+@admin.register(StaffPreferences)
+class StaffPreferencesAdmin(admin.ModelAdmin):
+    form = PreferencesForm
+    fields = ("user", "time_zone")
+    list_display = ("user", "time_zone")
+    list_select_related = ("user",)
+    search_fields = ("user__username",)
+    autocomplete_fields = ("user",)
 
 
 @admin.register(AuditEvent)

@@ -153,6 +153,8 @@ ACTIVE_STATUSES = frozenset(
 )
 # ...and in these a reviewer may still work on it.
 WORKABLE_STATUSES = frozenset({ItemStatus.OPEN, ItemStatus.CLAIMED})
+# A supervisor's default view: what reviewers work on, and what only a supervisor can unblock.
+SUPERVISING_STATUSES = WORKABLE_STATUSES | {ItemStatus.NEEDS_ATTENTION}
 
 
 class ReviewItem(models.Model):
@@ -219,6 +221,14 @@ class ReviewItem(models.Model):
                 "id",
                 condition=Q(status__in=sorted(WORKABLE_STATUSES)),
                 name="item_workable_any_queue_idx",
+            ),
+            # ...and a supervisor's default view, which adds the items that need attention.
+            models.Index(
+                models.F("priority").desc(),
+                "due_at",
+                "id",
+                condition=Q(status__in=sorted(SUPERVISING_STATUSES)),
+                name="item_supervising_idx",
             ),
             # "N new items since you opened the page", on every refresh.
             models.Index(

@@ -1,6 +1,6 @@
 """Reads of the review queue: who sees what, the queue page, an item's context and timeline."""
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -8,17 +8,19 @@ from typing import Any
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
-from flows_integration.models import WebhookEvent
-from reviewqueue import roles
+from flows_integration.models import TemplateVersion, WebhookEvent
+from reviewqueue import present, roles
 from reviewqueue.models import (
     ACTIVE_STATUSES,
+    SUPERVISING_STATUSES,
     WORKABLE_STATUSES,
     AuditEvent,
     ItemStatus,
     Queue,
     ReviewItem,
 )
-from reviewqueue.schema_forms.labels import state_result_schema, title_of, value_title
+from reviewqueue.schema_forms.fields import humanize
+from reviewqueue.schema_forms.labels import schema_at, state_result_schema, title_of
 
 
 def queues_visible_to(user: Any) -> QuerySet[Queue]:
@@ -44,6 +46,7 @@ NEW_ITEMS_CAP = 99
 
 STATUS_FILTERS: dict[str, tuple[str, frozenset[str]]] = {
     "workable": ("Open or claimed", WORKABLE_STATUSES),
+    "supervising": ("Open, claimed or needing attention", SUPERVISING_STATUSES),
     "open": ("Open", frozenset({ItemStatus.OPEN})),
     "claimed": ("Claimed", frozenset({ItemStatus.CLAIMED})),
     "sending": ("Sending", frozenset({ItemStatus.SENDING, ItemStatus.DELIVERED})),
@@ -73,9 +76,11 @@ class QueueFilters:
     page: int = 1
 
     @classmethod
-    def from_query(cls, query: Mapping[str, str]) -> "QueueFilters":
-        """Parse the page's query string; anything unknown falls back to the default."""
+    def from_query(cls, query: Mapping[str, str], *, supervisor: bool = False) -> "QueueFilters":
+        """Parse the page's query string; anything unknown falls back to the default, which for
+        a supervisor includes the items that need attention."""
         found = cls()
+        default_status = "supervising" if supervisor else "workable"
         # A NUL character cannot reach PostgreSQL in a parameter; nobody types one on purpose.
         query = {key: value.replace("\x00", "") for key, value in query.items()}
         queue = query.get("queue", "")
@@ -83,7 +88,7 @@ class QueueFilters:
         found.template = query.get("template", "")[:100]
         found.state = query.get("state", "")[:200]
         found.status = (
-            query.get("status", "") if query.get("status") in STATUS_FILTERS else "workable"
+            query.get("status", "") if query.get("status") in STATUS_FILTERS else default_status
         )
         found.assignee = (
             query.get("assignee", "") if query.get("assignee") in ASSIGNEES else "anyone"
@@ -155,6 +160,44 @@ def _search(text: str) -> Q:
     return Q(patient_name__icontains=text)
 
 
+@dataclass(frozen=True)
+class Steps:
+    """What the queue's filters and Step column say, from the stored template versions."""
+
+    templates: list[tuple[str, str]]  # (template id, its name), for the Template filter
+    choices: list[tuple[str, str]]  # (state id, title) of every callback state, by title
+    titles: dict[tuple[int, str], str]  # (version pk, state id) → the state's title
+
+    def title(self, item: ReviewItem) -> str:
+        """The item's step by its title (its id in words if the version has no such state)."""
+        return self.titles.get((item.version_id, item.state_id)) or humanize(item.state_id)
+
+
+def queue_steps(*, version_ids: Collection[int] | None = None) -> Steps:
+    """Callback states' titles in one query: of every stored version for the whole page (its
+    filters list them), of the page's own versions for the polled rows. A state id kept across
+    versions takes its newest title."""
+    versions = TemplateVersion.objects.order_by("template__template_id", "number")
+    if version_ids is not None:
+        versions = versions.filter(pk__in=version_ids)
+    templates: dict[str, str] = {}
+    choices: dict[str, str] = {}
+    titles: dict[tuple[int, str], str] = {}
+    for pk, template_id, name, document in versions.values_list(
+        "pk", "template__template_id", "template__name", "document"
+    ):
+        templates[template_id] = name or template_id
+        states = document.get("states", {}) if isinstance(document, Mapping) else {}
+        for state_id, state in states.items():
+            if isinstance(state, Mapping) and state.get("type") == "callback":
+                titles[pk, state_id] = choices[state_id] = title_of(state_id, state)
+    return Steps(
+        templates=sorted(templates.items()),
+        choices=sorted(choices.items(), key=lambda choice: (choice[1].lower(), choice[0])),
+        titles=titles,
+    )
+
+
 # --- One item --------------------------------------------------------------------------------
 
 
@@ -176,9 +219,9 @@ def readable_sections(schema: Mapping[str, Any], data: Any) -> list[Section]:
         sub = properties.get(key, {}) if isinstance(properties, Mapping) else {}
         label = title_of(key, sub)
         if isinstance(value, Mapping):
-            sections.append(Section(label, list(_rows(sub, value, ""))))
+            sections.append(Section(label, present.rows(sub, value)))
         else:
-            general.extend(_rows(sub, value, label))
+            general.extend(present.rows(sub, value, label))
     return ([Section("General", general)] if general else []) + sections
 
 
@@ -190,39 +233,73 @@ def earlier_steps(document: Mapping[str, Any], results: Any) -> list[Section]:
     for state_id, state in document.get("states", {}).items():
         if state_id not in results or not isinstance(state, Mapping):
             continue
-        rows = _rows(state_result_schema(state), results[state_id], "")
+        rows = present.rows(state_result_schema(state), results[state_id])
         title = title_of(state_id, state)
         sections.append(Section(title, rows if results[state_id] != {} else [("Result", "—")]))
     return sections
 
 
-def _rows(schema: Any, value: Any, prefix: str) -> list[tuple[str, str]]:
-    schema = schema if isinstance(schema, Mapping) else {}
-    if isinstance(value, Mapping):
-        properties = schema.get("properties", {})
-        rows = []
-        for key, sub_value in value.items():
-            label = title_of(key, properties.get(key, {}))
-            rows += _rows(
-                properties.get(key, {}), sub_value, f"{prefix} › {label}" if prefix else label
+def output_rows(document: Mapping[str, Any], output: Any) -> list[tuple[str, str]]:
+    """The Run's output as labelled rows, described by the template's `output` (its titles and
+    `x-display`), never a dict."""
+    return present.rows(_described(document, document.get("output")), output) if output else []
+
+
+def _described(document: Mapping[str, Any], projection: Any) -> Any:
+    """An `output` projection whose `value: <path>` properties also carry the schema of what
+    the path reads (a choice's titles, a field's `x-display`); the projection's own words win."""
+    if not isinstance(projection, Mapping):
+        return projection
+    described = dict(projection)
+    source = projection.get("value")
+    if isinstance(source, str) and source.startswith("$"):
+        found = schema_at(document, source)
+        described = {**found, **described} if isinstance(found, Mapping) else described
+    properties = projection.get("properties")
+    if isinstance(properties, Mapping):
+        described["properties"] = {
+            key: _described(document, sub) for key, sub in properties.items()
+        }
+    return described
+
+
+def answer_rows(document: Mapping[str, Any], state_id: str, answer: Any) -> list[tuple[str, str]]:
+    """An answer sent (or waiting to be sent) for a callback state, in the words of its form."""
+    state = document.get("states", {}).get(state_id)
+    return present.rows(state.get("input") if isinstance(state, Mapping) else None, answer)
+
+
+@dataclass(frozen=True)
+class RunError:
+    step: str  # the state's title
+    text: str  # in plain words, for everyone
+    detail: str  # what Flows said, for supervisors
+
+
+def run_errors(document: Mapping[str, Any], errors: Any) -> list[RunError]:
+    """The Run's `errors` (`{state, status, error, param}`) as a person reads them: the step by
+    its title; the status and error names are kept as the technical detail."""
+    found = []
+    for entry in errors if isinstance(errors, list) else []:
+        if not isinstance(entry, Mapping):
+            continue
+        state_id = str(entry.get("state") or "")
+        found.append(
+            RunError(
+                step=state_title(document, state_id) if state_id else "The Run",
+                text="This step failed in Flows, so the Run stopped.",
+                detail=" ".join(
+                    f"{key} {entry[key]}" for key in ("status", "error", "param") if entry.get(key)
+                ),
             )
-        return rows
-    if isinstance(value, list) and any(isinstance(v, Mapping | list) for v in value):
-        rows = []
-        for index, sub_value in enumerate(value, start=1):
-            rows += _rows(schema.get("items", {}), sub_value, f"{prefix} {index}")
-        return rows
-    return [(prefix or "Value", value_title(schema, value) or _shown(value))]
+        )
+    return found
 
 
-def _shown(value: Any) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return "Yes" if value else "No"
-    if isinstance(value, list):
-        return ", ".join(_shown(v) for v in value) or "—"
-    return str(value)
+def state_title(document: Mapping[str, Any], state_id: str) -> str:
+    """A state's title, else its id in words: staff never read a raw state id."""
+    state = document.get("states", {}).get(state_id) if isinstance(document, Mapping) else None
+    return title_of(state_id, state if isinstance(state, Mapping) else {})
 
 
 @dataclass(frozen=True)
@@ -259,8 +336,10 @@ def timeline(item: ReviewItem, *, limit: int = 100) -> list[TimelineEntry]:
     events = WebhookEvent.objects.filter(flow_run_id=item.run.flow_run_id).order_by("-received_at")[
         :limit
     ]
+    document = item.version.document
     entries = [
-        TimelineEntry(e.received_at, "run", _run_event_text(e.status, e.state_id)) for e in events
+        TimelineEntry(e.received_at, "run", _run_event_text(document, e.status, e.state_id))
+        for e in events
     ]
     audits = (
         AuditEvent.objects.filter(item=item)
@@ -280,6 +359,6 @@ def timeline(item: ReviewItem, *, limit: int = 100) -> list[TimelineEntry]:
     return sorted(entries, key=lambda e: e.at, reverse=True)[:limit]
 
 
-def _run_event_text(status: str, state_id: str) -> str:
+def _run_event_text(document: Mapping[str, Any], status: str, state_id: str) -> str:
     text = f"Run {status.replace('_', ' ').lower() or 'updated'}"
-    return f"{text} at {state_id}" if state_id else text
+    return f"{text} at {state_title(document, state_id)}" if state_id else text

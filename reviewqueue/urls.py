@@ -7,6 +7,7 @@ app_name = "reviewqueue"
 urlpatterns = [
     path("", views.queue, name="queue"),
     path("next/", views.get_next, name="get_next"),
+    path("preferences/", views.preferences, name="preferences"),
     path("items/<int:pk>/", views.item_detail, name="item"),
     path("items/<int:pk>/claim/", views.item_claim, name="item_claim"),
     path("items/<int:pk>/release/", views.item_release, name="item_release"),

@@ -12,7 +12,6 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
-from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -24,7 +23,8 @@ from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefre
 from config.middleware import BACKGROUND_HEADER
 from flows_integration.models import TemplateVersion
 from reviewqueue import roles, selectors, services
-from reviewqueue.models import Draft, ItemStatus, ReviewItem, SubmissionStatus
+from reviewqueue.forms import PreferencesForm
+from reviewqueue.models import Draft, ItemStatus, ReviewItem, StaffPreferences, SubmissionStatus
 from reviewqueue.schema_forms import PART, FormSpec, SchemaForm, build_form
 
 # --- Helpers ---------------------------------------------------------------------------------
@@ -56,9 +56,13 @@ def _item_for_user(request: HttpRequest, pk: int) -> ReviewItem:
 @require_GET
 def queue(request: HttpRequest) -> HttpResponse:
     """The items of my queues, filtered, searched, sorted and paged; htmx polls the rows."""
-    filters = selectors.QueueFilters.from_query(request.GET)
+    supervisor = roles.is_supervisor(request.user)
+    filters = selectors.QueueFilters.from_query(request.GET, supervisor=supervisor)
     since = _moment(request.GET.get("since", "")) or timezone.now()
     page = selectors.queue_page(request.user, filters, since=since)
+    # The polled rows need their own steps' titles; the whole page's filters list every step.
+    versions = {item.version_id for item in page.items} if _htmx(request) else None
+    steps = selectors.queue_steps(version_ids=versions)
     if BACKGROUND_HEADER not in request.headers:
         services.audit_record(
             action="queue.viewed",
@@ -71,7 +75,7 @@ def queue(request: HttpRequest) -> HttpResponse:
         "page": page,
         "since": since,
         "queues": selectors.queues_visible_to(request.user),
-        "templates": _template_choices(),
+        "steps": steps,
         "statuses": selectors.STATUS_FILTERS,
         "sorts": selectors.SORTS,
         "assignees": selectors.ASSIGNEES,
@@ -88,15 +92,6 @@ def _moment(text: str) -> datetime | None:
         return parse_datetime(text)
     except ValueError:  # well formed but not a real date: 2024-02-30
         return None
-
-
-def _template_choices() -> QuerySet[TemplateVersion, str]:
-    """Lazy: only the whole page's filter reads it, never the polled rows."""
-    return (
-        TemplateVersion.objects.values_list("template__template_id", flat=True)
-        .distinct()
-        .order_by("template__template_id")
-    )
 
 
 def _query_without(query: QueryDict, *names: str) -> str:
@@ -155,6 +150,8 @@ def _item_context(
         form = _saved_form(item, spec, draft)
     kept = _draft_form(item, spec, draft).typed_values() if draft and not mine else []
     supervisor = roles.is_supervisor(request.user)
+    submission = item.submissions.first()
+    document = item.version.document
     context = {
         "item": item,
         "run": item.run,
@@ -163,7 +160,10 @@ def _item_context(
         "mine": mine,
         "error": error,
         "is_supervisor": supervisor,
-        "submission": item.submissions.first(),
+        "submission": submission,
+        "sent_rows": (
+            selectors.answer_rows(document, item.state_id, submission.input) if submission else []
+        ),
         "draft": draft,
         "kept_input": kept,
         "reassign_to": _colleagues(item) if supervisor else [],
@@ -171,10 +171,11 @@ def _item_context(
     }
     if not _htmx(request):
         # The side column: only a whole page shows it, never the panel that htmx swaps.
-        document = item.version.document
         context |= {
             "sections": selectors.readable_sections(document.get("input", {}), item.run.input_data),
             "earlier_steps": selectors.earlier_steps(document, item.run.state_results),
+            "output_rows": selectors.output_rows(document, item.run.output),
+            "run_errors": selectors.run_errors(document, item.run.errors),
             "timeline": selectors.timeline(item),
             "notes": item.notes.select_related("author"),
         }
@@ -428,6 +429,30 @@ def item_note(request: HttpRequest, pk: int) -> HttpResponse:
         "note_body": body,
     }
     return render(request, "reviewqueue/item.html#notes", context, status=422 if error else 200)
+
+
+# --- My preferences ---------------------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def preferences(request: HttpRequest) -> HttpResponse:
+    """My own settings: the time zone my pages show times in (config.middleware.time_zone)."""
+    me: Any = request.user  # signed in: login_required
+    mine = StaffPreferences.objects.filter(user=me).first()
+    form = PreferencesForm(request.POST or None, instance=mine)
+    if request.method == "POST" and form.is_valid():
+        # update_or_create settles two first saves at once (two tabs) by the unique user.
+        StaffPreferences.objects.update_or_create(
+            user=me, defaults={"time_zone": form.cleaned_data["time_zone"]}
+        )
+        messages.success(request, "Your preferences are saved.")
+        target = reverse("reviewqueue:preferences")
+        return HttpResponseClientRedirect(target) if _htmx(request) else redirect(target)
+    context = {"form": form, "site_zone": settings.TIME_ZONE, "now": timezone.now()}
+    return render(
+        request, "reviewqueue/preferences.html", context, status=422 if form.errors else 200
+    )
 
 
 # --- Form previews (admin and the Start Run form) --------------------------------------------

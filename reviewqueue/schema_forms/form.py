@@ -14,8 +14,8 @@ from jsonschema import ValidationError as SchemaError
 
 import flowspec
 from flowspec.renderable import discriminator_of, resolve
+from reviewqueue import present
 from reviewqueue.schema_forms.fields import EMPTY, FormattedField, field_name, html_id, humanize
-from reviewqueue.schema_forms.labels import value_title
 from reviewqueue.schema_forms.tree import (
     ROWS,
     ArrayNode,
@@ -78,9 +78,10 @@ class SchemaForm(forms.Form):
         values = context_values if context_values is not None else [None] * len(spec.context_paths)
         labels = spec.context_labels or spec.context_paths
         schemas = spec.context_schemas or (None,) * len(spec.context_paths)
-        # (label, value as shown, path): the path stays available as a tooltip for authors.
+        # (label, value for people, path): values go through the one presenter (money, titles
+        # of codes, dates); the path is kept for tests and authors, never shown to staff.
         self.context_items = [
-            (label, value_title(schema, value) or _shown(value), path)
+            (label, present.value(value, schema), path)
             for label, value, path, schema in zip(
                 labels, values, spec.context_paths, schemas, strict=False
             )
@@ -197,12 +198,6 @@ class SchemaForm(forms.Form):
 
     def answer_json(self) -> str:
         return json.dumps(self.answer, indent=2, ensure_ascii=False)
-
-
-def _shown(value: Any) -> str:
-    if value is None:
-        return "—"
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
 # Errors in plain words

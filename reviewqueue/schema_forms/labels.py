@@ -48,15 +48,20 @@ def path_label(document: Mapping[str, Any], path: str) -> str:
 
 
 def schema_at(document: Mapping[str, Any], path: str) -> Any:
-    """The schema describing what ``path`` reads under the template's `input`, if known."""
+    """The schema describing what ``path`` reads: under the template's `input`, or under what a
+    state produced (a request's `resultSelector`, a callback's `input`), if known."""
     try:
         parsed = flowspec.parse_path(path)
     except flowspec.PathError:
         return None
-    if parsed.root != "input":
-        return None
-    schema: Any = document.get("input", {})
-    for segment in parsed.segments:
+    segments = list(parsed.segments)
+    schema: Any = None
+    if parsed.root == "input":
+        schema = document.get("input", {})
+    elif parsed.root == "states" and segments:
+        state = document.get("states", {}).get(str(segments.pop(0)))
+        schema = state_result_schema(state) if isinstance(state, Mapping) else None
+    for segment in segments:
         if not isinstance(schema, Mapping):
             return None
         schema = (

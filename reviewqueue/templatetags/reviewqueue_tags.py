@@ -1,11 +1,14 @@
 """Template helpers of the review queue."""
 
 from datetime import datetime
+from typing import Any
 
 from django import template
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 from markdown_it import MarkdownIt
+
+from reviewqueue import present
 
 register = template.Library()
 
@@ -26,3 +29,36 @@ def minutes_left(moment: datetime | None) -> int:
     if moment is None:
         return 0
     return max(0, int((moment - timezone.now()).total_seconds() // 60))
+
+
+# Values for people: every value, moment and due time a page shows goes through reviewqueue/present.
+
+
+@register.filter
+def shown(data: Any, schema: Any = None) -> str:
+    """A JSON value as people read it: `{{ value|shown:schema }}`."""
+    return present.value(data, schema)
+
+
+@register.filter
+def moment(value: datetime | None) -> str:
+    """`Dec 5, 14:03 EST`: in the person's time zone, naming it."""
+    return present.moment(value)
+
+
+@register.filter
+def due(value: datetime | None) -> str:
+    """`due in 3 h`, `overdue 20 min`."""
+    return present.due(value)
+
+
+@register.filter
+def age(value: datetime | None) -> str:
+    """`3 h 20 min`: how long since ``value``."""
+    return present.age(value)
+
+
+@register.filter
+def step_title(steps: Any, item: Any) -> str:
+    """`{{ steps|step_title:item }}`: the item's step by its title (selectors.Steps)."""
+    return str(steps.title(item))

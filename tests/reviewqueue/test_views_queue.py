@@ -6,6 +6,7 @@ import copy
 from datetime import timedelta
 
 import pytest
+import time_machine
 from django.contrib.auth.models import Group
 from django.test import Client
 from django.urls import reverse
@@ -245,6 +246,22 @@ def test_the_status_filter(reviewer, many, status, expected):
     assert sorted(got) == sorted(expected)
 
 
+def test_a_supervisors_default_view_includes_items_needing_attention(supervisor, reviewer, many):
+    open_, attention, sending = many(3)
+    ReviewItem.objects.filter(pk=attention.pk).update(status=ItemStatus.NEEDS_ATTENTION)
+    ReviewItem.objects.filter(pk=sending.pk).update(status=ItemStatus.SENDING)
+    response = login(supervisor).get(QUEUE)
+    assert response.context["filters"].status == "supervising"
+    assert sorted(shown(response)) == sorted([open_.pk, attention.pk])
+    assert "Needs attention" in response.content.decode()
+    # A reviewer's default stays what they can work on.
+    assert shown(login(reviewer).get(QUEUE)) == [open_.pk]
+    # An unknown status falls back to each one's own default.
+    assert sorted(shown(login(supervisor).get(QUEUE, {"status": "bogus"}))) == sorted(
+        [open_.pk, attention.pk]
+    )
+
+
 def test_the_queue_filter(reviewer, many, pending_run, clinical_queue, eligibility_queue):
     (clinical,) = many(1)
     eligibility = pending_run("coverage-problem").review_items.get()
@@ -264,6 +281,51 @@ def test_the_state_filter(reviewer, many, pending_run, eligibility_queue):
     assert shown(client.get(QUEUE, {"state": "no-such-step"})) == []
 
 
+def test_the_step_filter_offers_the_steps_titles(reviewer, many, sign_off_run):
+    many(1)
+    sign_off_run()
+    html = login(reviewer).get(QUEUE, {"state": "coverage-problem"}).content.decode()
+    step = html.split('<select name="state">', 1)[1].split("</select>", 1)[0]
+    assert '<option value="clinical-review">Clinical review</option>' in step
+    assert '<option value="coverage-problem" selected>' in step
+    # Every callback state of every stored version, and only those (no request or choice).
+    assert '<option value="verify-coverage"' not in step
+    assert '<input type="text" name="state"' not in html
+
+
+def test_the_rows_name_the_step_by_its_title(reviewer, many):
+    (item,) = many(1)
+    for headers in ({}, HX):
+        html = login(reviewer).get(QUEUE, headers=headers).content.decode()
+        rows = html.split("<tbody>", 1)[1]
+        assert "<td>Clinical review</td>" in rows
+        assert "clinical-review" not in rows
+        assert "prior-authorization v1" not in rows
+
+
+def test_the_age_column_and_due_times_read_from_now(reviewer, many):
+    (item,) = many(1)
+    start = timezone.now()
+    ReviewItem.objects.filter(pk=item.pk).update(
+        opened_at=start - timedelta(hours=3, minutes=20), due_at=start + timedelta(minutes=40)
+    )
+    with time_machine.travel(start, tick=False):
+        html = login(reviewer).get(QUEUE).content.decode()
+    assert "<th>Age</th>" in html
+    assert ">3 h 20 min</time>" in html
+    assert "due in 40 min" in html
+    assert " UTC</time>" in html  # the due time names its zone
+    with time_machine.travel(start + timedelta(hours=1), tick=False):
+        html = login(reviewer).get(QUEUE, headers=HX).content.decode()
+    assert ">4 h 20 min</time>" in html
+    assert "overdue 20 min" in html
+
+
+def test_the_page_has_a_favicon(reviewer, clinical_queue):
+    html = login(reviewer).get(QUEUE).content.decode()
+    assert '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">' in html
+
+
 def test_the_template_filter(reviewer, many, sign_off_run):
     (prior_auth,) = many(1)
     sign_off = sign_off_run().review_items.get()
@@ -271,7 +333,8 @@ def test_the_template_filter(reviewer, many, sign_off_run):
     assert shown(client.get(QUEUE, {"template": "sign-off"})) == [sign_off.pk]
     assert shown(client.get(QUEUE, {"template": "prior-authorization"})) == [prior_auth.pk]
     html = client.get(QUEUE).content.decode()
-    assert "<option>sign-off</option>" in html
+    # The template's name is shown; its id is only the option's value.
+    assert '<option value="sign-off">' in html
 
 
 def test_the_assignee_filter(reviewer, colleague, many):
@@ -379,8 +442,9 @@ def _queries(client, django_assert_max_num_queries, bound: int):
     return [q["sql"] for q in captured.captured_queries]
 
 
-# Session, user, two for permissions, the page, the capped count, the audit row, the filters'
-# choices (templates, queues) and the health banner: ten today, with room for a session write.
+# Session, user, the person's time zone, two for permissions, the page, the capped count, the
+# audit row, the filters' choices (stored versions' steps, queues) and the health banner: eleven
+# today, with room for a session write.
 QUERY_BOUND = 12
 
 
@@ -467,7 +531,24 @@ def test_the_banner_shows_while_flows_is_failing(reviewer, open_item):
     )
     html = login(reviewer).get(QUEUE).content.decode()
     assert 'id="flows-banner"' in html
-    assert "3 failed calls" in html
+    assert "The Flows service is not answering right now" in html
+    # The technical detail is a supervisor's, never a reviewer's.
+    assert "failed call" not in html and "answered 503" not in html
+
+
+def test_a_supervisor_reads_the_banners_technical_detail(supervisor, open_item):
+    ApiHealth.objects.update_or_create(
+        pk=1,
+        defaults={
+            "consecutive_failures": 3,
+            "last_failure_at": timezone.now(),
+            "last_error": "GET /v1/flow-runs/0b5e answered 503",
+        },
+    )
+    html = login(supervisor).get(QUEUE).content.decode()
+    assert "The Flows service is not answering right now" in html
+    assert "Technical detail: 3 failed calls since" in html
+    assert "the last: GET /v1/flow-runs/0b5e answered 503" in html
 
 
 def test_no_banner_while_flows_answers(reviewer, open_item):
