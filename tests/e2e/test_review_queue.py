@@ -134,7 +134,9 @@ def test_get_next_fill_the_clinical_review_submit_and_watch_the_run_complete(
     rows = page.locator("#queue-rows tbody tr[data-href]")
     expect(rows).to_have_count(1)
     expect(rows.first).to_contain_text("Maria Lopez")
-    expect(rows.first).to_contain_text("clinical-review")
+    # The step by its title, never its id (issue 9).
+    expect(rows.first).to_contain_text("Clinical review")
+    expect(rows.first).not_to_contain_text("clinical-review")
     shot(page, "1-queue", readme="queue.png")
 
     page.locator("#get-next").click()
@@ -199,7 +201,9 @@ def test_get_next_fill_the_clinical_review_submit_and_watch_the_run_complete(
 
     # The sign-off arrives in the queue by the live refresh, without reloading the page.
     page.get_by_role("link", name="← Queue").click()
-    expect(page.locator("#queue-rows")).to_contain_text("supervisor-signoff", timeout=WAIT_MS)
+    expect(page.locator("#queue-rows")).to_contain_text(
+        "Medical director sign-off", timeout=WAIT_MS
+    )
     shot(page, "4-queue-signoff")
     page.locator("#get-next").click()
     expect(page.get_by_role("heading", name="Medical director sign-off")).to_be_visible()
