@@ -236,8 +236,9 @@ def shape(schema: Any, root: Any) -> Shape:
     kind = concrete[0] if concrete else None
     options = options_of(schema)
     if options is not None and kind not in ("object", "array"):
-        nullable = nullable or any(o.value is None for o in options)
-        return Shape("choice", nullable=nullable, options=options)
+        # Only a null among the options makes a choice nullable: `type: [integer, null]` with
+        # `enum: [1, 2]` still admits no null, so left blank it is left out, never sent as null.
+        return Shape("choice", nullable=any(o.value is None for o in options), options=options)
     for keyword in ("oneOf", "anyOf"):
         if keyword in schema and not _required_only(schema[keyword]):
             if keyword == "oneOf" and (kind == "object" or "properties" in schema):

@@ -19,6 +19,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 import flowspec
+from flowspec import numbers
 from flowspec.renderable import Option
 
 EMPTY: Final = flowspec.MISSING
@@ -167,19 +168,25 @@ class IntegerField(forms.Field):
         text = str(value).strip() if value is not None else ""
         if not text:
             return EMPTY
-        if not re.fullmatch(r"[+-]?\d{1,300}", text):
+        # `3.0` is the integer 3 in JSON Schema, and a number input lets it be typed.
+        whole = re.fullmatch(r"([+-]?\d{1,300})(\.0*)?", text)
+        if not whole:
             raise ValidationError(self.error_messages["invalid"], code="invalid")
-        return int(text)
+        return int(whole.group(1))
 
     def display(self, value: Any) -> Any:
-        return str(value)
+        return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
 
 
 class NumberField(forms.Field):
-    """A number: written without a decimal point it is sent as an integer, otherwise as a float,
-    so `12` stays `12` and `12.5` stays `12.5`."""
+    """A number: written without a decimal point it is sent as an integer, otherwise as a float
+    whose JSON is the number typed (`12.5`, `1234.57`; see flowspec.numbers). A number with
+    more digits than a float keeps is refused rather than sent rounded."""
 
-    default_error_messages: ClassVar[dict[str, Any]] = {"invalid": "Enter a number, like 12.50."}
+    default_error_messages: ClassVar[dict[str, Any]] = {
+        "invalid": "Enter a number, like 12.50.",
+        "inexact": "Enter at most 15 significant digits.",
+    }
 
     def to_python(self, value: Any) -> Any:
         text = str(value).strip() if value is not None else ""
@@ -195,14 +202,46 @@ class NumberField(forms.Field):
             return int(text)
         if not math.isfinite(float(number)):  # 1e999 is a finite Decimal but no JSON number
             raise ValidationError(self.error_messages["invalid"], code="invalid")
-        return float(number)
+        try:
+            return numbers.exact_float(text)
+        except numbers.InexactNumber:
+            raise ValidationError(self.error_messages["inexact"], code="inexact") from None
 
     def display(self, value: Any) -> Any:
         return repr(value) if isinstance(value, float) else str(value)
 
 
+class CheckboxInput(forms.CheckboxInput):
+    """Django's checkbox, read strictly: the value as posted (None when unticked), where Django
+    would turn any text but "false" and "0" into true. (Named like Django's, so templates still
+    see `widget_type == "checkbox"`.)"""
+
+    def __init__(self, attrs: dict[str, Any] | None = None) -> None:
+        super().__init__(attrs, check_test=lambda value: value is True or value == TICKED)
+
+    def value_from_datadict(self, data: Any, files: Any, name: str) -> Any:
+        return data.get(name)
+
+
+TICKED: Final = "on"
+"""What a ticked checkbox sends: it is rendered without a value attribute, so "on"."""
+
+
 class CheckboxField(forms.BooleanField):
-    """A required boolean (or one with a default): ticked is true, unticked is false."""
+    """A required boolean (or one with a default): ticked is true, unticked is false; any
+    other value is one the checkbox cannot send, so an error rather than a guess."""
+
+    widget = CheckboxInput
+    default_error_messages: ClassVar[dict[str, Any]] = {
+        "invalid": "Tick the box or leave it empty."
+    }
+
+    def to_python(self, value: Any) -> Any:
+        if value is None or value is False:
+            return False
+        if value is True or value == TICKED:
+            return True
+        raise ValidationError(self.error_messages["invalid"], code="invalid")
 
     def display(self, value: Any) -> Any:
         return value is True

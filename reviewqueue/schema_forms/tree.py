@@ -44,6 +44,8 @@ CONDITIONAL_KEYS: Final = frozenset(
     {"if", "then", "else", "allOf", "dependentRequired", "dependentSchemas"}
 )
 ROWS: Final = "~rows"
+# A string that may be longer than this (or has no maxLength) is free text: a textarea.
+FREE_TEXT_LENGTH: Final = 200
 
 # Nodes
 
@@ -514,8 +516,6 @@ class _Builder:
                     required=required,
                     widget=forms.RadioSelect if radio else forms.Select,
                 )
-                if node_shape.nullable and not any(o.value is None for o in node_shape.options):
-                    django_field.required = False
             case "array":
                 assert node_shape.item is not None
                 choices = Choices(node_shape.item.options)
@@ -527,9 +527,10 @@ class _Builder:
                 django_field = MultiChoiceField(
                     choices=choices, required=False, widget=multi, empty=[] if present else EMPTY
                 )
-            case "boolean" if (present or (chain and "default" in schema)) or schema.get(
-                "const"
-            ) is True:
+            # A checkbox says only true or false: a nullable boolean needs "Not answered" too.
+            case "boolean" if (
+                (present or (chain and "default" in schema)) and not node_shape.nullable
+            ) or schema.get("const") is True:
                 django_field = CheckboxField(required=schema.get("const") is True)
                 if schema.get("const") is True:
                     django_field.error_messages["required"] = "Tick this box to confirm."
@@ -570,7 +571,9 @@ class _Builder:
             case "string":
                 if "maxLength" in schema:
                     attrs["maxlength"] = str(schema["maxLength"])
-                textarea = widget_hint == "textarea"
+                textarea = widget_hint == "textarea" or (
+                    widget_hint != "text" and self._free_text(schema, path)
+                )
                 widget = (
                     forms.Textarea(attrs={**attrs, "rows": 4})
                     if textarea
@@ -598,6 +601,16 @@ class _Builder:
         if self.focus == node.name:
             node.autofocus = True
         return node
+
+    def _free_text(self, schema: Mapping[str, Any], path: tuple[str | int, ...]) -> bool:
+        """A string that may hold sentences and line breaks, so a textarea: no pattern, no or a
+        long maxLength; or one whose value already has a line break (an input would drop it)."""
+        if "pattern" not in schema and schema.get("maxLength", FREE_TEXT_LENGTH + 1) > (
+            FREE_TEXT_LENGTH
+        ):
+            return True
+        value = self.initial_at(path) if self.data is None else self.data.get(field_name(path))
+        return isinstance(value, str) and ("\n" in value or "\r" in value)
 
     def arrange(self, root: ObjectNode) -> None:
         """`ui.order` and `ui.sections` for the top-level fields; the rest keep schema order."""

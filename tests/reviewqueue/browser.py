@@ -29,7 +29,11 @@ class _FormParser(HTMLParser):
                     value = attrs.get("value")
                     self.pairs.append((name, "on" if value is None else value))
             else:
-                self.pairs.append((name, attrs.get("value") or ""))
+                value = attrs.get("value") or ""
+                if kind in ("text", "search", "tel", "url", "email", "password"):
+                    # HTML's value sanitization: a one-line input drops line breaks.
+                    value = value.replace("\r", "").replace("\n", "")
+                self.pairs.append((name, value))
         elif tag == "select" and name and not disabled:
             self.select = {"name": name, "multiple": "multiple" in attrs, "options": []}
         elif tag == "option" and self.select is not None:

@@ -2,15 +2,19 @@
 
 Our own small strategies rather than hypothesis-jsonschema (which pins hypothesis, see
 ecosystem.md): they generate only what a form can say. Text is non-empty (an empty field means
-"no answer"), optional groups and lists hold something, nullable and defaulted booleans are
-always present, lists of choices are in option order.
+"no answer") and has line breaks only where the form shows a textarea, optional groups and lists
+hold something, nullable and defaulted booleans are always present, lists of choices are in
+option order, numbers with a `multipleOf` are exact multiples of it as written (cents), and the
+fields that a conditional adds (`then`, `else`, `allOf`, `dependentSchemas`) may appear too.
 """
 
+from decimal import Decimal
 from typing import Any
 
 from hypothesis import strategies as st
 
 from flowspec.renderable import discriminator_of, resolve, shape
+from reviewqueue.schema_forms.tree import FREE_TEXT_LENGTH, _Effective
 
 TEXT = st.characters(exclude_categories=["Cs"], exclude_characters="\x00\r")
 
@@ -42,6 +46,8 @@ def _base(schema: dict, node, root: Any, *, required: bool) -> st.SearchStrategy
             ints = st.integers(int(low), int(high))
             step = schema.get("multipleOf")
             return ints.filter(lambda n: n % step == 0) if step else ints
+        case "number" if "multipleOf" in schema:
+            return _multiples(schema)
         case "number":
             low = schema.get("minimum", schema.get("exclusiveMinimum"))
             high = schema.get("maximum", schema.get("exclusiveMaximum"))
@@ -74,6 +80,21 @@ def _base(schema: dict, node, root: Any, *, required: bool) -> st.SearchStrategy
     )
 
 
+def _multiples(schema: dict) -> st.SearchStrategy[Any]:
+    """Whole multiples of `multipleOf` within the bounds, as the float whose text is exact
+    (`1234.57`, never the product of binary floats)."""
+    step = Decimal(repr(schema["multipleOf"]))
+    low = Decimal(repr(schema.get("minimum", schema.get("exclusiveMinimum", -(10**9)))))
+    high = Decimal(repr(schema.get("maximum", schema.get("exclusiveMaximum", 10**9))))
+    first = int((low / step).to_integral_value(rounding="ROUND_CEILING"))
+    last = int((high / step).to_integral_value(rounding="ROUND_FLOOR"))
+    if "exclusiveMinimum" in schema and first * step == low:
+        first += 1
+    if "exclusiveMaximum" in schema and last * step == high:
+        last -= 1
+    return st.integers(first, last).map(lambda n: float(n * step))
+
+
 def _string(schema: dict) -> st.SearchStrategy[str]:
     match schema.get("format"):
         case "date":
@@ -93,8 +114,15 @@ def _string(schema: dict) -> st.SearchStrategy[str]:
     else:
         strings = st.text(TEXT, min_size=1, max_size=30)
     low, high = schema.get("minLength", 1), schema.get("maxLength", 10**6)
+    # A one-line input cannot hold a line break (a browser drops it); free text is a textarea.
+    one_line = "pattern" in schema or high <= FREE_TEXT_LENGTH
     return strings.filter(
-        lambda s: "\r" not in s and "\x00" not in s and max(low, 1) <= len(s) <= high
+        lambda s: (
+            "\r" not in s
+            and "\x00" not in s
+            and not (one_line and "\n" in s)
+            and max(low, 1) <= len(s) <= high
+        )
     )
 
 
@@ -130,10 +158,13 @@ def _object(schema: dict, root: Any, *, required: bool) -> st.SearchStrategy[dic
                 required=required,
             )
         )
-    props = schema.get("properties", {})
+    props = {**_conditional_properties(schema, root), **schema.get("properties", {})}
     needed = set(schema.get("required", []))
     always, maybe = {}, {}
     for name, sub in props.items():
+        if name not in schema.get("properties", {}):
+            maybe[name] = _value(sub, root, required=False)  # present while its branch holds
+            continue
         sub_resolved = resolve(sub, root)
         sub_shape = shape(sub_resolved, root)
         is_required = name in needed
@@ -145,6 +176,29 @@ def _object(schema: dict, root: Any, *, required: bool) -> st.SearchStrategy[dic
         strategy = _value(sub, root, required=is_required)
         (always if present else maybe)[name] = strategy
     result = st.fixed_dictionaries(always, optional=maybe)
+    if len(props) > len(schema.get("properties", {})):
+        # A field that a conditional adds is in the form only while its condition holds.
+        effective = _Effective(root)
+        result = result.filter(
+            lambda answer: set(answer) <= set(effective.of(schema, answer).get("properties", {}))
+        )
     if not required:
         result = result.filter(bool)
     return result
+
+
+def _conditional_properties(schema: dict, root: Any) -> dict[str, Any]:
+    """The properties that an object's conditional parts add (first declaration wins)."""
+    found: dict[str, Any] = {}
+    parts = list(schema.get("allOf", []))
+    parts += [schema[key] for key in ("then", "else") if key in schema]
+    parts += list(schema.get("dependentSchemas", {}).values())
+    for part in parts:
+        part = resolve(part, root)
+        if isinstance(part, dict):
+            for name, sub in {
+                **_conditional_properties(part, root),
+                **part.get("properties", {}),
+            }.items():
+                found.setdefault(name, sub)
+    return found
