@@ -145,3 +145,59 @@ def test_a_demo_form_by_keyboard_alone(live_server, admin_page):
     assert answer["rejectionReason"] == "Balance is owed by the patient"
     assert answer["nextStep"] in {"bill-patient", "payment-plan", "appeal", "collections"}
     shot(page, "5-keyboard")
+
+
+MONEY_TEMPLATE = """
+metadata: {name: E2E money}
+input: {type: object}
+startsAt: adjust
+states:
+  adjust:
+    type: callback
+    title: Adjust the balance
+    input:
+      type: object
+      required: [amount, confirmed]
+      properties:
+        amount: {type: number, title: Amount (USD), multipleOf: 0.01, minimum: 0}
+        notes: {type: string, title: Notes}
+        confirmed: {type: boolean, title: I checked the balance}
+    end: true
+"""
+
+
+def test_an_amount_in_cents_and_a_multi_line_note_are_sent_exactly(live_server, admin_page):
+    page = admin_page
+    version = services.version_store(template_id="e2e-money", number=1, source=MONEY_TEMPLATE)
+    url = reverse("admin:flows_integration_templateversion_preview", args=[version.pk, "adjust"])
+    page.goto(f"{live_server.url}{url}")
+
+    # A fraction of a cent is refused on its field; the amount stays as typed.
+    page.get_by_label("Amount (USD)").fill("1234.575")
+    page.get_by_role("button", name="Validate and show the JSON").click()
+    expect(page.locator("#sf-amount .errorlist")).to_have_text("Must be a multiple of 0.01.")
+    expect(page.get_by_label("Amount (USD)")).to_have_value("1234.575")
+
+    # 1234.57 (which binary floating point calls no multiple of 0.01) is accepted, and Enter
+    # in the notes starts a new line instead of submitting the form.
+    page.get_by_label("Amount (USD)").fill("1234.57")
+    notes = page.get_by_label("Notes")
+    expect(notes).to_have_js_property("tagName", "TEXTAREA")
+    notes.click()
+    page.keyboard.type("Called the payer.")
+    page.keyboard.press("Enter")
+    page.keyboard.press("Enter")
+    page.keyboard.type("  Ref PAY-77812")
+    page.get_by_label("I checked the balance").check()
+    page.get_by_role("button", name="Validate and show the JSON").click()
+
+    shown = page.locator("#sf-answer").inner_text()
+    assert '"amount": 1234.57,' in shown  # the number as typed, not a string, not 1234.5699…
+    assert json.loads(shown) == {
+        "amount": 1234.57,
+        "notes": "Called the payer.\n\n  Ref PAY-77812",
+        "confirmed": True,
+    }
+    # The re-rendered form still holds both lines.
+    expect(page.get_by_label("Notes")).to_have_value("Called the payer.\n\n  Ref PAY-77812")
+    shot(page, "6-money-and-notes")
