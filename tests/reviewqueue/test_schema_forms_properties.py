@@ -1,5 +1,5 @@
 """Property tests: valid answers round-trip through the rendered form; no submission, however
-wrong, yields JSON that the schema rejects."""
+wrong, yields JSON that the schema rejects; a value a widget cannot send is an error on it."""
 
 import re
 
