@@ -357,8 +357,9 @@ def _refs(value: Any, where: str) -> Iterator[tuple[str, str]]:
 
 
 def _ui_errors(ui: Mapping[str, Any], schema: Mapping[str, Any], where: str) -> Iterator[SpecError]:
-    """The form can only arrange, explain and prefill fields that the input schema declares."""
-    fields = schema.get("properties", {})
+    """The form can only arrange, explain and prefill fields that the input schema declares,
+    at its top level or in a conditional branch (a field shown only while its condition holds)."""
+    fields = declared_properties(schema)
     named = [(f"{where}.order[{i}]", name) for i, name in enumerate(ui.get("order", []))]
     named += [(f"{where}.fields.{name}", name) for name in ui.get("fields", {})]
     named += [(f"{where}.prefill.{name}", name) for name in ui.get("prefill", {})]
@@ -372,6 +373,24 @@ def _ui_errors(ui: Mapping[str, Any], schema: Mapping[str, Any], where: str) -> 
     for name, options in ui.get("fields", {}).items():
         if name in fields and "widget" in options:
             yield from _widget_errors(options["widget"], fields[name], f"{where}.fields.{name}")
+
+
+def declared_properties(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """Every property an object schema may show: its own `properties`, then those that its
+    `allOf`, `then`/`else`, `dependentSchemas` and `oneOf` variants add (first declaration wins)."""
+    found: dict[str, Any] = {}
+    stack: list[Any] = [schema]
+    while stack:
+        part = stack.pop(0)
+        if not isinstance(part, Mapping):
+            continue
+        for name, sub in part.get("properties", {}).items():
+            found.setdefault(name, sub)
+        stack += list(part.get("allOf", []))
+        stack += [part[key] for key in ("then", "else") if key in part]
+        stack += list(part.get("dependentSchemas", {}).values())
+        stack += list(part.get("oneOf", [])) if isinstance(part.get("oneOf"), list) else []
+    return found
 
 
 def _widget_errors(widget: str, field: Any, where: str) -> Iterator[SpecError]:

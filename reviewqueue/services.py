@@ -39,7 +39,7 @@ from reviewqueue.models import (
     Submission,
     SubmissionStatus,
 )
-from reviewqueue.schema_forms import PART
+from reviewqueue.schema_forms import FIELDS, PART
 from reviewqueue.selectors import items_visible_to
 
 logger = logging.getLogger(__name__)
@@ -412,7 +412,7 @@ def draft_save(*, item: ReviewItem, user: Any, data: Mapping[str, list[str]]) ->
     return draft
 
 
-DRAFT_SKIPS = frozenset({"csrfmiddlewaretoken", PART})
+DRAFT_SKIPS = frozenset({"csrfmiddlewaretoken", PART, FIELDS})
 
 
 def draft_keep(*, item: ReviewItem, user: Any, data: Mapping[str, list[str]]) -> Draft:

@@ -25,7 +25,7 @@ from flows_integration.models import TemplateVersion
 from reviewqueue import roles, selectors, services
 from reviewqueue.forms import PreferencesForm
 from reviewqueue.models import Draft, ItemStatus, ReviewItem, StaffPreferences, SubmissionStatus
-from reviewqueue.schema_forms import PART, FormSpec, SchemaForm, build_form
+from reviewqueue.schema_forms import FIELDS, PART, FormSpec, SchemaForm, build_form
 
 # --- Helpers ---------------------------------------------------------------------------------
 
@@ -145,6 +145,10 @@ def _item_context(
     if spec is None:
         raise Http404("The item's state has no form.")
     mine = item.lease_held_by(request.user)
+    # My claim ran out but the sweep has not returned the item yet: never "someone is working".
+    claim_ended = (
+        item.status == ItemStatus.CLAIMED and item.claimed_by_id == request.user.pk and not mine
+    )
     draft = services.draft_for(item=item, user=request.user)
     if form is None and mine:
         form = _saved_form(item, spec, draft)
@@ -158,6 +162,7 @@ def _item_context(
         "spec": spec,
         "form": form,
         "mine": mine,
+        "claim_ended": claim_ended,
         "error": error,
         "is_supervisor": supervisor,
         "submission": submission,
@@ -216,6 +221,12 @@ def _draft_form(item: ReviewItem, spec: FormSpec, draft: Draft) -> SchemaForm:
     form, _ = build_form(spec, data, partial_url=_form_url(item), context=_run_context(item))
     return form
 
+
+# A post that lost the form's fields on the way: nothing is saved or sent from it.
+_FIELDS_LOST = (
+    "Your answer did not reach Flowdesk complete, so nothing was saved or sent. "
+    "Check the form and try again."
+)
 
 # A draft written in the same transaction as the submission it belongs to.
 _SAME_MOMENT = timedelta(seconds=1)
@@ -323,6 +334,9 @@ def item_lease(request: HttpRequest, pk: int) -> HttpResponse:
 def item_draft(request: HttpRequest, pk: int) -> HttpResponse:
     """Autosave (debounced by htmx): keep what has been typed and renew the lease."""
     item = _item_for_user(request, pk)
+    if FIELDS not in request.POST:
+        context = {"item": item, "draft_error": _FIELDS_LOST}
+        return render(request, "reviewqueue/item.html#draft-state", context, status=422)
     try:
         draft = services.draft_save(item=item, user=request.user, data=dict(request.POST.lists()))
     except services.ReviewError as exc:
@@ -342,6 +356,8 @@ def item_form(request: HttpRequest, pk: int) -> HttpResponse:
     spec = FormSpec.for_state(item.version.document, item.state_id)
     if spec is None or not item.lease_held_by(request.user):
         raise Http404
+    if FIELDS not in request.POST:
+        return HttpResponse(status=204)  # nothing to re-render from; the page keeps its fields
     form, _ = build_form(
         spec, request.POST, partial_url=_form_url(item), context=_run_context(item)
     )
@@ -371,6 +387,8 @@ def item_submit(request: HttpRequest, pk: int) -> HttpResponse:
     spec = FormSpec.for_state(item.version.document, item.state_id)
     if spec is None:
         raise Http404
+    if FIELDS not in request.POST:
+        return _item_response(request, item, status=409, error=_FIELDS_LOST)
     form, acted = build_form(
         spec, request.POST, partial_url=_form_url(item), context=_run_context(item)
     )

@@ -44,4 +44,68 @@
   });
   // Rows swapped by the live refresh keep the selection.
   document.addEventListener("htmx:afterSwap", function () { mark(rows()); });
+
+  // The claim's clock. The server says how many seconds are left; the page counts down with its
+  // own clock (so the two clocks need not agree), warns two minutes before the end with one
+  // button to keep the claim, and shows the end the moment it comes: no field stays editable
+  // under a claim that is gone.
+  var WARN_SECONDS = 120;
+  function leaseDeadline(lease) {
+    if (!lease.dataset.deadline) {
+      lease.dataset.deadline = String(Date.now() + Number(lease.dataset.secondsLeft || 0) * 1000);
+    }
+    return Number(lease.dataset.deadline);
+  }
+  function claimEnded() {
+    var status = document.getElementById("item-status");
+    if (status) { status.textContent = "Claim ended"; status.className = "badge badge-ended"; }
+    var fields = document.getElementById("schema-form");
+    if (fields) fields.disabled = true;
+    document.querySelectorAll("#review-form button").forEach(function (b) { b.disabled = true; });
+    var lease = document.getElementById("lease");
+    if (lease) lease.textContent = "Your claim has ended";
+    var warning = document.getElementById("lease-warning");
+    if (warning) warning.hidden = true;
+    var ended = document.getElementById("lease-ended");
+    if (ended && ended.hidden) { ended.hidden = false; ended.querySelector("button").focus(); }
+  }
+  function tick() {
+    var lease = document.getElementById("lease");
+    if (!lease || !lease.hasAttribute("data-seconds-left")) return;
+    var left = Math.ceil((leaseDeadline(lease) - Date.now()) / 1000);
+    if (left <= 0) { claimEnded(); return; }
+    lease.textContent = "Your claim: " + Math.ceil(left / 60) + " min left";
+    var warning = document.getElementById("lease-warning");
+    if (warning) {
+      warning.hidden = left > WARN_SECONDS;
+      var shown = warning.querySelector("[data-left]");
+      if (shown) shown.textContent = left >= 60 ? Math.ceil(left / 60) + " min" : left + " s";
+    }
+  }
+  setInterval(tick, 1000);
+  document.addEventListener("htmx:afterSettle", tick);
+
+  // Focus after the item panel is swapped: on the error summary when there are errors, on the
+  // first field after a claim, and otherwise where it was (or on the status, never <body>).
+  var lastFocusId = null;
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var el = document.activeElement;
+    lastFocusId = el && el.id && el !== document.body ? el.id : null;
+  });
+  document.addEventListener("htmx:afterSettle", function (event) {
+    // After an outerHTML swap the event's target may be the panel that left the page.
+    var swapped = event.detail.target;
+    var panel = document.getElementById("item-panel");
+    if (!panel || !swapped || swapped.id !== "item-panel") return;
+    var summary = panel.querySelector("#sf-summary");
+    var path = event.detail.pathInfo && event.detail.pathInfo.requestPath || "";
+    var target = null;
+    if (summary) target = summary;
+    else if (/\/claim\/$/.test(path)) {
+      target = panel.querySelector("#schema-form input:not([type=hidden]), #schema-form select, #schema-form textarea");
+    } else if (document.activeElement === document.body || !document.activeElement) {
+      target = (lastFocusId && document.getElementById(lastFocusId)) || panel.querySelector("#item-status");
+    }
+    if (target) target.focus({ preventScroll: target === summary ? false : true });
+  });
 })();

@@ -16,7 +16,8 @@ How the tree is built:
   from the request: a stale hidden value can never be sent.
 - Field names are the JSON path with `.` between parts (`diagnoses.0.code`); a `.` or `~` inside
   a property name is escaped as `~1`/`~0` (as in JSON Pointer), so names never collide. Control
-  parameters (`diagnoses~rows`, `~action`, `~part`) contain a bare `~` that no field name has.
+  parameters (`diagnoses~rows`, `~action`, `~part`, `~form`) contain a bare `~` that no field
+  name has.
 
 Validation: Django's fields parse what was typed (numbers, dates) first; then the assembled JSON
 goes through `flowspec.input_validator` (Draft 2020-12 with formats) as the final word, and every
@@ -26,6 +27,7 @@ error lands on its field (by path), on its fieldset, or on the form, in plain wo
 from reviewqueue.schema_forms.fields import EMPTY, field_name, html_id
 from reviewqueue.schema_forms.form import (
     ACTION,
+    FIELDS,
     PART,
     SchemaForm,
     apply_action,
@@ -39,6 +41,7 @@ from reviewqueue.schema_forms.tree import START, ArrayNode, FieldNode, FormSpec,
 __all__ = [
     "ACTION",
     "EMPTY",
+    "FIELDS",
     "PART",
     "START",
     "ArrayNode",

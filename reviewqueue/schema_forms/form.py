@@ -27,6 +27,9 @@ from reviewqueue.schema_forms.tree import (
 
 ACTION: Final = "~action"
 PART: Final = "~part"
+# Sent with every field of a rendered form: a post without it lost its fields on the way (a
+# disabled fieldset, a broken client) and must never be saved or submitted as an empty answer.
+FIELDS: Final = "~form"
 
 # The form
 
@@ -101,8 +104,10 @@ class SchemaForm(forms.Form):
                 "hx-target": "#" + html_id(node.controls),
                 "hx-swap": "outerHTML",
                 "hx-vals": json.dumps({PART: node.controls}),
-                # Typing while the answer re-renders would be lost in the swap: the fields wait.
-                "hx-disabled-elt": "#schema-form",
+                # Fields stay enabled while the part re-renders (a disabled field is left out of
+                # a submit or autosave made meanwhile); schema_forms.js puts back what was typed
+                # since. A submit replaces a re-render in flight; a later change waits its turn.
+                "hx-sync": "closest form:queue last",
             }
         )
 
@@ -127,7 +132,8 @@ class SchemaForm(forms.Form):
             errors = self.errors.get(name) if name else None
             if not errors:
                 continue
-            target = self[name].id_for_label if name in self.fields else node.dom_id
+            # A group of radios or checkboxes has no single input to point at: its box then.
+            target = (self[name].id_for_label if name in self.fields else "") or node.dom_id
             summary += [(target, self._long_label(name), str(message)) for message in errors]
         return summary
 

@@ -31,6 +31,15 @@ def minutes_left(moment: datetime | None) -> int:
     return max(0, int((moment - timezone.now()).total_seconds() // 60))
 
 
+@register.filter
+def seconds_left(moment: datetime | None) -> int:
+    """Whole seconds until ``moment`` (0 once it has passed): the page counts a claim down
+    from it with its own clock, so the server's and the browser's clocks need not agree."""
+    if moment is None:
+        return 0
+    return max(0, int((moment - timezone.now()).total_seconds()))
+
+
 # Values for people: every value, moment and due time a page shows goes through reviewqueue/present.
 
 

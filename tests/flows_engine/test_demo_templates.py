@@ -23,6 +23,7 @@ from flowspec import (
     input_validator,
     load_template,
 )
+from flowspec.checks import declared_properties
 
 DEMO = Path(__file__).resolve().parents[2] / "flows_engine" / "demo"
 TEMPLATE_FILES = sorted(DEMO.glob("*/v*.yaml"))
@@ -392,8 +393,8 @@ def clinical_review_validator() -> Any:
         {k: v for k, v in review("approve").items() if k != "authorization"},
         review("approve", authorization={"validFrom": "2026-03-02"}),
         review("modify"),
-        review("approve", approvedUnits=61),
-        review("approve", approvedUnits=2.5),
+        review("modify", approvedUnits=61),
+        review("modify", approvedUnits=2.5),
         review("approve", diagnosisCodes=[]),
         review("approve", diagnosisCodes=[{"code": "knee"}]),
         review("approve", authorization={"validFrom": "2026-13-01", "validThrough": "2026-06-01"}),
@@ -409,7 +410,12 @@ def test_clinical_review_schema_refuses(answer: dict[str, Any]) -> None:
 def test_clinical_review_ui_names_real_fields() -> None:
     state = load("prior-authorization", 1).state("clinical-review")
     assert isinstance(state, CallbackState)
-    fields = set(state.input_schema["properties"])
+    # Fields for one decision only are declared in its branch (shown only while it holds).
+    fields = set(declared_properties(state.input_schema))
+    assert {"denialReason", "approvedUnits", "authorization"} <= fields
+    assert {"denialReason", "approvedUnits", "authorization"}.isdisjoint(
+        state.input_schema["properties"]
+    )
     assert set(state.ui["order"]) == fields
     assert {name for section in state.ui["sections"] for name in section["fields"]} == fields
     assert set(state.ui["fields"]) <= fields

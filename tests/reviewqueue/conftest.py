@@ -203,6 +203,12 @@ CLINICAL_ANSWER: dict[str, Any] = {
 }
 
 
+def posted(data: dict[str, list[str]]) -> dict[str, list[str]]:
+    """``data`` as a rendered form posts it: with the ``~form`` marker that says the fields
+    arrived (a post without it is never saved or submitted)."""
+    return {"~form": ["1"], **data}
+
+
 def clinical_form_data() -> dict[str, list[str]]:
     """What a browser posts for ``CLINICAL_ANSWER`` (field names are JSON paths)."""
     return {

@@ -7,7 +7,7 @@ from flows_integration import services as integration
 from flows_integration.models import FlowRun
 from reviewqueue import services
 from reviewqueue.models import ItemStatus, ReviewItem, SubmissionStatus
-from tests.reviewqueue.conftest import CLINICAL_INPUT, clinical_form_data
+from tests.reviewqueue.conftest import CLINICAL_INPUT, clinical_form_data, posted
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -41,7 +41,7 @@ def test_a_paused_run_becomes_an_item_and_resumes_once_submitted(
 
     services.item_claim(item=item, user=reviewer)
     client.force_login(reviewer)
-    response = client.post(f"/items/{item.pk}/submit/", clinical_form_data())
+    response = client.post(f"/items/{item.pk}/submit/", posted(clinical_form_data()))
     assert response.status_code == 302
 
     item = eventually(

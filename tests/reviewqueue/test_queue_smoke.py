@@ -3,7 +3,7 @@
 import pytest
 
 from reviewqueue.models import ItemStatus, Submission
-from tests.reviewqueue.conftest import CLINICAL_ANSWER, clinical_form_data
+from tests.reviewqueue.conftest import CLINICAL_ANSWER, clinical_form_data, posted
 
 pytestmark = pytest.mark.django_db
 
@@ -13,7 +13,7 @@ def test_a_reviewer_submits_the_clinical_review_form(
 ):
     client.force_login(reviewer)
     with django_capture_on_commit_callbacks() as callbacks:
-        response = client.post(f"/items/{claimed_item.pk}/submit/", clinical_form_data())
+        response = client.post(f"/items/{claimed_item.pk}/submit/", posted(clinical_form_data()))
     assert response.status_code == 302, response.content.decode()[:3000]
     claimed_item.refresh_from_db()
     assert claimed_item.status == ItemStatus.SENDING

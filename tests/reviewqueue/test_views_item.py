@@ -27,7 +27,7 @@ from reviewqueue.models import (
     Submission,
     SubmissionStatus,
 )
-from tests.reviewqueue.conftest import CLINICAL_ANSWER, clinical_form_data, pause_run
+from tests.reviewqueue.conftest import CLINICAL_ANSWER, clinical_form_data, pause_run, posted
 
 pytestmark = pytest.mark.django_db
 
@@ -73,9 +73,15 @@ def errors_of(html: str, name: str) -> list[str]:
 
 
 def typed(**changes: str) -> dict[str, list[str]]:
-    data = clinical_form_data()
+    """The clinical answer as the browser posts it, with ``changes``."""
+    data = posted(clinical_form_data())
     data.update({name: [value] for name, value in changes.items()})
     return data
+
+
+def kept(data: dict[str, list[str]]) -> dict[str, list[str]]:
+    """What a draft keeps of a post: the fields, not the request's own controls."""
+    return {name: values for name, values in data.items() if name != "~form"}
 
 
 def snapshot(item: ReviewItem) -> tuple:
@@ -545,7 +551,7 @@ def test_draft_with_htmx_saves_and_renews_the_claim(reviewer, claimed_item):
     assert "<html" not in html
     assert html.lstrip().startswith('<span id="draft-state"')
     assert "Draft saved" in html
-    assert Draft.objects.get(item=claimed_item, user=reviewer).data == data
+    assert Draft.objects.get(item=claimed_item, user=reviewer).data == kept(data)
     claimed_item.refresh_from_db()
     assert claimed_item.lease_until > timezone.now() + timedelta(minutes=29)
 
@@ -620,7 +626,7 @@ def test_submit_without_htmx_redirects_and_delivers_on_commit(
 ):
     with django_capture_on_commit_callbacks(execute=True):
         response = login(reviewer).post(
-            url("item_submit", claimed_item), clinical_form_data(), REMOTE_ADDR="10.0.0.9"
+            url("item_submit", claimed_item), posted(clinical_form_data()), REMOTE_ADDR="10.0.0.9"
         )
     assert response.status_code == 302
     assert response["Location"] == url("item", claimed_item)
@@ -639,7 +645,7 @@ def test_submit_with_htmx_shows_sending(
 ):
     with django_capture_on_commit_callbacks(execute=True):
         response = login(reviewer).post(
-            url("item_submit", claimed_item), clinical_form_data(), headers=HX
+            url("item_submit", claimed_item), posted(clinical_form_data()), headers=HX
         )
     assert response.status_code == 200
     html = response.content.decode()
@@ -697,7 +703,7 @@ def test_a_non_holder_gets_409_and_keeps_the_input_as_a_draft(colleague, claimed
     assert not Submission.objects.exists()
     assert enqueued == []
     assert snapshot(claimed_item) == before
-    assert Draft.objects.get(item=claimed_item, user=colleague).data == data
+    assert Draft.objects.get(item=claimed_item, user=colleague).data == kept(data)
 
 
 def test_a_lapsed_claim_keeps_the_input_until_claimed_again(reviewer, claimed_item):
@@ -722,7 +728,7 @@ def test_submitting_after_the_run_moved_on_keeps_the_input(reviewer, claimed_ite
     assert response.status_code == 409
     assert "The Run is no longer waiting at this step" in response.content.decode()
     assert not Submission.objects.exists()
-    assert Draft.objects.get(item=claimed_item, user=reviewer).data == data
+    assert Draft.objects.get(item=claimed_item, user=reviewer).data == kept(data)
 
 
 def test_a_second_submit_is_refused(
@@ -730,8 +736,10 @@ def test_a_second_submit_is_refused(
 ):
     client = login(reviewer)
     with django_capture_on_commit_callbacks(execute=True):
-        first = client.post(url("item_submit", claimed_item), clinical_form_data())
-        second = client.post(url("item_submit", claimed_item), clinical_form_data(), headers=HX)
+        first = client.post(url("item_submit", claimed_item), posted(clinical_form_data()))
+        second = client.post(
+            url("item_submit", claimed_item), posted(clinical_form_data()), headers=HX
+        )
     assert first.status_code == 302
     assert second.status_code == 409
     assert "already been submitted" in second.content.decode()
@@ -745,7 +753,7 @@ def test_submit_and_next_opens_the_next_item(
     following = pending_run().review_items.get()
     with django_capture_on_commit_callbacks(execute=True):
         response = login(reviewer).post(
-            url("item_submit", claimed_item), {**clinical_form_data(), "next": ["1"]}
+            url("item_submit", claimed_item), {**posted(clinical_form_data()), "next": ["1"]}
         )
     assert response.status_code == 302
     assert response["Location"] == url("item", following)
@@ -763,7 +771,7 @@ def test_submit_and_next_with_htmx_redirects_the_browser(
     with django_capture_on_commit_callbacks(execute=True):
         response = login(reviewer).post(
             url("item_submit", claimed_item),
-            {**clinical_form_data(), "next": ["1"]},
+            {**posted(clinical_form_data()), "next": ["1"]},
             headers=HX,
         )
     assert response.status_code == 200
@@ -775,7 +783,7 @@ def test_submit_and_next_with_nothing_left_goes_to_the_queue(
 ):
     with django_capture_on_commit_callbacks(execute=True):
         response = login(reviewer).post(
-            url("item_submit", claimed_item), {**clinical_form_data(), "next": ["1"]}
+            url("item_submit", claimed_item), {**posted(clinical_form_data()), "next": ["1"]}
         )
     assert response.status_code == 302
     assert response["Location"] == reverse("reviewqueue:queue")
@@ -903,7 +911,24 @@ def test_a_nul_character_is_refused_or_dropped_never_a_database_error(
     htmx = {"HTTP_HX_REQUEST": "true"}
     note = client.post(f"/items/{claimed_item.pk}/notes/", {"body": "a\x00b"}, **htmx)
     assert note.status_code == 422
-    draft = client.post(f"/items/{claimed_item.pk}/draft/", {"reviewer.name": "Al\x00ice"}, **htmx)
+    draft = client.post(
+        f"/items/{claimed_item.pk}/draft/", {"~form": "1", "reviewer.name": "Al\x00ice"}, **htmx
+    )
     assert draft.status_code == 200
     assert claimed_item.drafts.get().data["reviewer.name"] == ["Alice"]
     assert client.get("/", {"q": "Lo\x00pez"}).status_code == 200
+
+
+def test_a_post_that_lost_its_fields_saves_and_sends_nothing(reviewer, claimed_item):
+    """A disabled fieldset posts only the CSRF token: never an empty draft or answer."""
+    client = login(reviewer)
+    assert client.post(url("item_draft", claimed_item), typed(), headers=HX).status_code == 200
+    before = Draft.objects.get(item=claimed_item, user=reviewer).data
+    lost = {"csrfmiddlewaretoken": ["x"]}
+    assert client.post(url("item_draft", claimed_item), lost, headers=HX).status_code == 422
+    assert client.post(url("item_form", claimed_item), lost, headers=HX).status_code == 204
+    response = client.post(url("item_submit", claimed_item), lost, headers=HX)
+    assert response.status_code == 409
+    assert "did not reach Flowdesk complete" in response.content.decode()
+    assert not claimed_item.submissions.exists()
+    assert Draft.objects.get(item=claimed_item, user=reviewer).data == before

@@ -1,0 +1,106 @@
+// Schema forms re-render parts of themselves (a conditional, a row added) while people type.
+// The server renders the part from the values that were sent; anything typed, ticked or chosen
+// after that request left is put back over the fresh part, the caret and focus stay where they
+// were, and the error summary drops what the page no longer shows. Plain script, no build step.
+(function () {
+  "use strict";
+  var inFlight = new WeakMap(); // xhr -> {form, sent, live, focus}
+
+  function formOf(target) {
+    var fieldset = target && target.closest ? target.closest(".schema-form") : null;
+    if (!fieldset && target && target.querySelector) fieldset = target.querySelector(".schema-form");
+    return fieldset ? fieldset.closest("form") : null;
+  }
+
+  function valuesOf(form) {
+    var values = {};
+    new FormData(form).forEach(function (value, name) {
+      if (typeof value !== "string" || name === "csrfmiddlewaretoken") return;
+      (values[name] = values[name] || []).push(value);
+    });
+    return values;
+  }
+
+  function same(a, b) {
+    a = a || []; b = b || [];
+    return a.length === b.length && a.every(function (v, i) { return v === b[i]; });
+  }
+
+  function focusOf(form) {
+    var el = document.activeElement;
+    if (!el || !el.id || !form.contains(el)) return null;
+    var caret = null;
+    try { caret = [el.selectionStart, el.selectionEnd]; } catch (e) { /* not a text field */ }
+    return { id: el.id, caret: caret };
+  }
+
+  function restore(form, name, values) {
+    var controls = Array.prototype.filter.call(form.elements, function (el) { return el.name === name; });
+    controls.forEach(function (el) {
+      if (el.type === "checkbox" || el.type === "radio") {
+        el.checked = values.indexOf(el.value) !== -1;
+      } else if (el.tagName === "SELECT") {
+        Array.prototype.forEach.call(el.options, function (o) { o.selected = values.indexOf(o.value) !== -1; });
+      } else if (values.length) {
+        el.value = values[0];
+      }
+    });
+  }
+
+  // The error summary lists only the problems the page still shows.
+  function refreshSummary(form) {
+    var summary = form.querySelector(".sf-summary");
+    if (!summary) return;
+    Array.prototype.forEach.call(summary.querySelectorAll("li"), function (li) {
+      var link = li.querySelector("a[href^='#']");
+      if (!link) return;
+      var target = document.getElementById(link.getAttribute("href").slice(1));
+      var field = target && (target.closest(".sf-field") || target.closest("fieldset"));
+      if (!field || !field.querySelector(".errorlist")) li.remove();
+    });
+    var left = summary.querySelectorAll("li").length;
+    if (!left) { summary.remove(); return; }
+    var count = summary.querySelector("[data-count]");
+    if (count) count.textContent = "Please fix " + left + " problem" + (left === 1 ? "" : "s") + ":";
+  }
+
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var elt = event.detail.elt;
+    if (elt.tagName === "FORM") return; // a whole submit replaces the form; nothing to merge
+    var form = formOf(event.detail.target);
+    if (!form || !form.contains(elt)) return;
+    var rowAction = elt.name === "~action"; // rows are renumbered: values move with them
+    inFlight.set(event.detail.xhr, { form: form, sent: rowAction ? null : valuesOf(form) });
+  });
+
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var state = inFlight.get(event.detail.xhr);
+    if (!state) return;
+    state.live = valuesOf(state.form);
+    state.focus = focusOf(state.form);
+  });
+
+  document.addEventListener("htmx:afterSwap", function (event) {
+    var state = inFlight.get(event.detail.xhr);
+    if (!state) return;
+    inFlight.delete(event.detail.xhr);
+    var form = state.form;
+    if (state.sent) {
+      var names = Object.keys(state.live).concat(Object.keys(state.sent));
+      names.forEach(function (name) {
+        if (name.indexOf("~") !== -1 || same(state.live[name], state.sent[name])) return;
+        restore(form, name, state.live[name] || []);
+      });
+    }
+    if (state.focus && (document.activeElement === document.body || !document.activeElement)) {
+      var again = document.getElementById(state.focus.id);
+      if (again) {
+        again.focus({ preventScroll: true });
+        if (state.focus.caret && state.focus.caret[0] !== null) {
+          try { again.setSelectionRange(state.focus.caret[0], state.focus.caret[1]); } catch (e) { /* no caret */ }
+        }
+      }
+    }
+    refreshSummary(form);
+  });
+})();
