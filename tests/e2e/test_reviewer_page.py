@@ -18,6 +18,7 @@ from playwright.sync_api import Page, Route, expect
 from flows_integration import services as integration
 from reviewqueue.models import Draft, ItemStatus, Queue, ReviewItem, Submission
 from reviewqueue.models import Route as QueueRoute
+from tests.e2e.test_review_queue import shot
 from tests.reviewqueue.conftest import (  # noqa: F401
     CLINICAL_INPUT,
     DEMO,
@@ -127,6 +128,8 @@ def test_the_runs_context_wraps_at_words_and_the_page_stays_short(
     assert scroll_width <= width, scroll_width
     height = page.evaluate("document.documentElement.scrollHeight")
     assert height < (4200 if width < 600 else 2600), height
+    if width != 1024:
+        shot(page, f"item-{width}", readme=f"item-{width}.png")
 
 
 # --- 2. The form never blanks itself ---------------------------------------------------------
