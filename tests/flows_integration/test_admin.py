@@ -7,8 +7,10 @@ documents extension, and a server that is down.
 """
 
 from collections.abc import Iterator
+from importlib import import_module
 
 import pytest
+from django.contrib.auth.models import Group, Permission
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
@@ -34,8 +36,17 @@ IMPORT_URL = reverse("admin:flows_integration_templateversion_import")
 PUBLISH_URL = reverse("admin:flows_engine_templateversion_add")
 
 
+# The roles' data migration: a transactional test's flush empties the groups it filled.
+ROLES_MIGRATION = import_module("reviewqueue.migrations.0002_roles_default_queue_audit")
+
+
 @pytest.fixture
 def ada(client, db):
+    for name, wanted in ROLES_MIGRATION.ROLE_PERMISSIONS.items():
+        group, _ = Group.objects.get_or_create(name=name)
+        group.permissions.add(
+            *(Permission.objects.get(content_type__app_label=a, codename=c) for a, c in wanted)
+        )
     demo.demo_users_ensure()
     client.login(username="ada", password=demo.DEMO_PASSWORD)
     return client
@@ -129,7 +140,7 @@ def test_with_no_number_anywhere_and_no_server_the_number_is_asked_for(ada, serv
     assert not TemplateVersion.objects.exists()
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_an_empty_document_copies_the_servers_under_its_number(ada, engine_server):
     engine.version_publish(template_id="sign-off", source=SIGN_OFF_V2)
     assert ada.post(ADD_URL, {"template_id": "sign-off", "number": "1"}).status_code == 302
@@ -141,7 +152,7 @@ def test_an_empty_document_copies_the_servers_under_its_number(ada, engine_serve
     assert copies[0].template.name == "Sign-off"
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_a_pasted_document_is_checked_against_the_servers_version(ada, engine_server):
     response = ada.post(ADD_URL, {"template_id": "sign-off", "number": "1", "source": SIGN_OFF_V2})
     assert response.status_code == 200
@@ -164,13 +175,13 @@ def test_a_pasted_document_is_checked_against_the_servers_version(ada, engine_se
     assert (stored.number, stored.source) == (1, VALID)  # the pasted text, comments and all
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_an_unknown_template_is_refused(ada, engine_server):
     response = ada.post(ADD_URL, {"template_id": "no-such"})
     assert "The Flows server has no template no-such" in field_errors(response, "template_id")
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_a_stored_number_cannot_be_stored_again(ada, engine_server):
     assert ada.post(ADD_URL, {"template_id": "sign-off"}).status_code == 302
     response = ada.post(ADD_URL, {"template_id": "sign-off"})
@@ -234,7 +245,7 @@ def test_versions_are_read_only_once_stored(ada, server_down):
 # --- Under make run: publish to the engine in one step, and the numbers agree ----------------
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_ada_publishes_to_the_engine_and_flowdesk_copies_the_same_number(ada, engine_server):
     page = ada.get(PUBLISH_URL)
     assert page.status_code == 200
