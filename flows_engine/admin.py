@@ -86,7 +86,7 @@ class PublishForm(forms.ModelForm):
         cleaned = super().clean() or {}
         template_id, source = cleaned.get("template_id"), cleaned.get("source")
         if template_id and source:
-            own = _document_version(flowspec.load_template(source).document)
+            own = flowspec.document_version(flowspec.load_template(source).document)
             last = (
                 TemplateVersion.objects.filter(template__template_id=template_id)
                 .order_by("-number")
@@ -104,16 +104,6 @@ class PublishForm(forms.ModelForm):
                     f"{following}, or remove it.",
                 )
         return cleaned
-
-
-def _document_version(document: dict) -> int | None:
-    """``metadata.version`` as a number; the language also allows labels like "2024-06"."""
-    value = document.get("metadata", {}).get("version")
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    return None
 
 
 @admin.register(TemplateVersion)

@@ -148,7 +148,7 @@ def version_copy_resolve(*, template_id: str, number: int | None, source: str) -
     ``unchecked`` says so. Raises ``CopyRefused``; the source must already be valid.
     """
     spec = flowspec.load_template(source) if source.strip() else None
-    own = _document_version(spec.document) if spec else None
+    own = flowspec.document_version(spec.document) if spec else None
     if number is not None and own is not None and number != own:
         raise CopyRefused(
             f"The document says it is version {own} (metadata.version), not v{number}.",
@@ -197,16 +197,6 @@ def version_copy_resolve(*, template_id: str, number: int | None, source: str) -
     ).exists():
         raise CopyRefused(f"{template_id} v{copy.number} is stored already.", field="number")
     return copy
-
-
-def _document_version(document: dict) -> int | None:
-    """``metadata.version`` as a number; the language also allows labels like "2024-06"."""
-    value = document.get("metadata", {}).get("version")
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    return None
 
 
 # --- Health of the Flows API -----------------------------------------------------------------

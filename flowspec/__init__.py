@@ -6,7 +6,13 @@ described in docs/template-language.md.
 """
 
 from flowspec import renderable
-from flowspec.checks import field_path, input_errors, input_validator
+from flowspec.checks import (
+    declared_properties,
+    document_version,
+    field_path,
+    input_errors,
+    input_validator,
+)
 from flowspec.errors import NoChoiceMatched, SpecError, TemplateInvalid
 from flowspec.model import (
     ERROR_NAMES,
@@ -35,6 +41,8 @@ from flowspec.rules import evaluate_rule
 from flowspec.validation import load_template, stored_template, validate_document
 
 __all__ = [
+    "declared_properties",
+    "document_version",
     "ERROR_NAMES",
     "MISSING",
     "PRODUCTS",

@@ -376,21 +376,37 @@ def _ui_errors(ui: Mapping[str, Any], schema: Mapping[str, Any], where: str) -> 
 
 
 def declared_properties(schema: Mapping[str, Any]) -> dict[str, Any]:
-    """Every property an object schema may show: its own `properties`, then those that its
-    `allOf`, `then`/`else`, `dependentSchemas` and `oneOf` variants add (first declaration wins)."""
+    """Every property an object schema may show or carry: its own `properties`, then those its
+    `allOf`/`anyOf`/`oneOf` branches, `then`/`else` and `dependentSchemas` add (an answer holds
+    the fields of the branch that held). The first declaration wins."""
     found: dict[str, Any] = {}
-    stack: list[Any] = [schema]
-    while stack:
-        part = stack.pop(0)
+    parts: list[Any] = [schema]
+    while parts:
+        part = parts.pop(0)
         if not isinstance(part, Mapping):
             continue
-        for name, sub in part.get("properties", {}).items():
+        properties = part.get("properties")
+        for name, sub in properties.items() if isinstance(properties, Mapping) else ():
             found.setdefault(name, sub)
-        stack += list(part.get("allOf", []))
-        stack += [part[key] for key in ("then", "else") if key in part]
-        stack += list(part.get("dependentSchemas", {}).values())
-        stack += list(part.get("oneOf", [])) if isinstance(part.get("oneOf"), list) else []
+        for keyword in ("allOf", "anyOf", "oneOf"):
+            branches = part.get(keyword)
+            parts += branches if isinstance(branches, list) else []
+        parts += [part[key] for key in ("then", "else") if key in part]
+        dependent = part.get("dependentSchemas")
+        parts += list(dependent.values()) if isinstance(dependent, Mapping) else []
     return found
+
+
+def document_version(document: Mapping[str, Any]) -> int | None:
+    """A document's `metadata.version` as a number; the language also allows labels like
+    "2024-06", which name no number."""
+    metadata = document.get("metadata")
+    value = metadata.get("version") if isinstance(metadata, Mapping) else None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return None
 
 
 def _widget_errors(widget: str, field: Any, where: str) -> Iterator[SpecError]:

@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.utils.dateformat import format as date_format
 from django.utils.dateparse import parse_date, parse_datetime
 
+import flowspec
 from reviewqueue.schema_forms.labels import title_of, value_title
 
 # The schema keyword a template author uses to say how a number reads (our annotation: JSON
@@ -114,7 +115,7 @@ def rows(schema: Any, data: Any, prefix: str = "") -> list[tuple[str, str]]:
     schema = schema if isinstance(schema, Mapping) else {}
     if isinstance(data, Mapping):
         found = []
-        properties = _properties(schema)
+        properties = flowspec.declared_properties(schema)
         for key, sub in data.items():
             label = title_of(key, properties.get(key, {}))
             found += rows(properties.get(key), sub, f"{prefix} › {label}" if prefix else label)
@@ -125,27 +126,6 @@ def rows(schema: Any, data: Any, prefix: str = "") -> list[tuple[str, str]]:
             found += rows(schema.get("items"), entry, f"{prefix} {index}".strip())
         return found
     return [(prefix or "Value", value(data, schema))]
-
-
-def _properties(schema: Mapping[str, Any]) -> dict[str, Any]:
-    """The properties an object's schema may describe, conditional branches included (an answer
-    carries the fields of the branch that held), the first declaration winning."""
-    found: dict[str, Any] = {}
-    parts: list[Any] = [schema]
-    while parts:
-        part = parts.pop(0)
-        if not isinstance(part, Mapping):
-            continue
-        properties = part.get("properties")
-        for name, sub in properties.items() if isinstance(properties, Mapping) else ():
-            found.setdefault(name, sub)
-        for keyword in ("allOf", "anyOf", "oneOf"):
-            branches = part.get(keyword)
-            parts += branches if isinstance(branches, list) else []
-        parts += [part[key] for key in ("then", "else") if key in part]
-        dependent = part.get("dependentSchemas")
-        parts += list(dependent.values()) if isinstance(dependent, Mapping) else []
-    return found
 
 
 # --- Moments and spans ---------------------------------------------------------------------------

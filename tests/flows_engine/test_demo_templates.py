@@ -20,10 +20,10 @@ from flowspec import (
     ChoiceState,
     RequestState,
     Template,
+    declared_properties,
     input_validator,
     load_template,
 )
-from flowspec.checks import declared_properties
 
 DEMO = Path(__file__).resolve().parents[2] / "flows_engine" / "demo"
 TEMPLATE_FILES = sorted(DEMO.glob("*/v*.yaml"))
