@@ -189,3 +189,20 @@ def _close_stray_database_sessions(django_db_setup, django_db_blocker):
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
             " WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
+
+
+@pytest.fixture
+def role_groups(db) -> None:
+    """The role groups and their permissions, as the roles' data migration made them. A
+    transactional test's flush empties them for every test after it, so tests that sign in
+    with a role ask for this rather than trusting the migration's rows are still there."""
+    from importlib import import_module
+
+    from django.contrib.auth.models import Group, Permission
+
+    migration = import_module("reviewqueue.migrations.0002_roles_default_queue_audit")
+    for name, wanted in migration.ROLE_PERMISSIONS.items():
+        group, _ = Group.objects.get_or_create(name=name)
+        group.permissions.add(
+            *(Permission.objects.get(content_type__app_label=a, codename=c) for a, c in wanted)
+        )

@@ -159,6 +159,11 @@ def _is_date(text: str) -> bool:
     return True
 
 
+# The only text a number input submits (HTML's "valid floating-point number"): no `+`, no
+# spaces inside, no `Infinity`. Anything else came from something other than the widget.
+HTML_NUMBER = re.compile(r"-?(\d+|\d*\.\d+)([eE][-+]?\d+)?")
+
+
 class IntegerField(forms.Field):
     """A whole number, sent as a JSON integer."""
 
@@ -169,7 +174,7 @@ class IntegerField(forms.Field):
         if not text:
             return EMPTY
         # `3.0` is the integer 3 in JSON Schema, and a number input lets it be typed.
-        whole = re.fullmatch(r"([+-]?\d{1,300})(\.0*)?", text)
+        whole = re.fullmatch(r"(-?\d{1,300})(\.0*)?", text)
         if not whole:
             raise ValidationError(self.error_messages["invalid"], code="invalid")
         return int(whole.group(1))
@@ -192,13 +197,15 @@ class NumberField(forms.Field):
         text = str(value).strip() if value is not None else ""
         if not text:
             return EMPTY
+        if HTML_NUMBER.fullmatch(text) is None:
+            raise ValidationError(self.error_messages["invalid"], code="invalid")
         try:
             number = Decimal(text)
         except InvalidOperation:
             number = None
         if number is None or not number.is_finite() or len(text) > 300:
             raise ValidationError(self.error_messages["invalid"], code="invalid")
-        if re.fullmatch(r"[+-]?\d+", text):
+        if re.fullmatch(r"-?\d+", text):
             return int(text)
         if not math.isfinite(float(number)):  # 1e999 is a finite Decimal but no JSON number
             raise ValidationError(self.error_messages["invalid"], code="invalid")

@@ -7,10 +7,8 @@ documents extension, and a server that is down.
 """
 
 from collections.abc import Iterator
-from importlib import import_module
 
 import pytest
-from django.contrib.auth.models import Group, Permission
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
@@ -36,17 +34,8 @@ IMPORT_URL = reverse("admin:flows_integration_templateversion_import")
 PUBLISH_URL = reverse("admin:flows_engine_templateversion_add")
 
 
-# The roles' data migration: a transactional test's flush empties the groups it filled.
-ROLES_MIGRATION = import_module("reviewqueue.migrations.0002_roles_default_queue_audit")
-
-
 @pytest.fixture
-def ada(client, db):
-    for name, wanted in ROLES_MIGRATION.ROLE_PERMISSIONS.items():
-        group, _ = Group.objects.get_or_create(name=name)
-        group.permissions.add(
-            *(Permission.objects.get(content_type__app_label=a, codename=c) for a, c in wanted)
-        )
+def ada(client, role_groups):
     demo.demo_users_ensure()
     client.login(username="ada", password=demo.DEMO_PASSWORD)
     return client

@@ -29,7 +29,7 @@ ROUTE_ADD = reverse("admin:reviewqueue_route_add")
 
 
 @pytest.fixture
-def ada(client, django_user_model):
+def ada(client, django_user_model, role_groups):
     user = django_user_model.objects.create_user("ada", password="ada-password", is_staff=True)
     user.groups.add(Group.objects.get(name=roles.FLOW_ADMIN))
     client.force_login(user)
