@@ -103,4 +103,26 @@
     }
     refreshSummary(form);
   });
+
+  // htmx binds a fresh part's controls only when it settles, a moment after the swap: a choice
+  // made in that moment (or put back above) fires no re-render, and the part would show the
+  // branch of the old choice. Once bound, any control that no longer holds what the server
+  // rendered asks again.
+  function changedSinceRendered(el) {
+    if (el.tagName === "SELECT") {
+      return Array.prototype.some.call(el.options, function (o) { return o.selected !== o.defaultSelected; });
+    }
+    if (el.type === "checkbox" || el.type === "radio") return el.checked !== el.defaultChecked;
+    return el.value !== el.defaultValue;
+  }
+
+  document.addEventListener("htmx:load", function (event) {
+    var root = event.target;
+    if (!root.querySelectorAll || !formOf(root)) return;
+    var stale = Array.prototype.find.call(
+      root.querySelectorAll("[hx-post][hx-trigger='change']"),
+      function (el) { return changedSinceRendered(el) && !(el.type === "radio" && !el.checked); }
+    );
+    if (stale) htmx.trigger(stale, "change");
+  });
 })();

@@ -290,6 +290,27 @@ def test_hardship_fields_show_only_for_a_hardship_write_off(
     expect(form.get_by_label("Household size")).to_have_count(0)
 
 
+def test_a_choice_made_while_a_part_settles_still_shows_its_branch(
+    live_server,
+    page,
+    billing_item,
+    reviewer,  # noqa: F811
+):
+    """htmx binds a fresh part's controls only when it settles; a choice made before that fired
+    no re-render and the form kept showing the old choice's fields (seen on a fast click)."""
+    signed_in(page, live_server, reviewer)
+    open_claimed(page, live_server, billing_item)
+    # Widen the moment between swap and settle so the second choice lands inside it.
+    page.evaluate("htmx.config.defaultSettleDelay = 1500")
+    form = page.locator("#review-form")
+    form.get_by_label("Reason").select_option(label="Financial hardship")
+    household = form.get_by_label("Household size")
+    expect(household).to_be_visible()
+    form.get_by_label("Reason").select_option(label="Small balance")
+    expect(household).to_have_count(0)
+    expect(form.get_by_label("Reason")).to_have_value("small-balance")
+
+
 # --- 4. Error summary and focus --------------------------------------------------------------
 
 
