@@ -60,7 +60,8 @@ PUBLISH = "Publish a new version to the engine"
 
 class PublishForm(forms.ModelForm):
     template_id = forms.SlugField(
-        help_text="A new id creates a template; an existing one gets its next version."
+        max_length=services.TEMPLATE_ID_MAX,
+        help_text="A new id creates a template; an existing one gets its next version.",
     )
     source = forms.CharField(
         label="Template document",
@@ -74,36 +75,21 @@ class PublishForm(forms.ModelForm):
         model = TemplateVersion
         fields = ["source"]
 
-    def clean_source(self) -> str:
-        source = self.cleaned_data["source"]
-        try:
-            flowspec.load_template(source)
-        except flowspec.TemplateInvalid as exc:
-            raise forms.ValidationError([str(error) for error in exc.errors]) from None
-        return source
-
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         template_id, source = cleaned.get("template_id"), cleaned.get("source")
         if template_id and source:
-            own = flowspec.document_version(flowspec.load_template(source).document)
-            last = (
-                TemplateVersion.objects.filter(template__template_id=template_id)
-                .order_by("-number")
-                .values_list("number", flat=True)
-                .first()
-            )
-            following = (last or 0) + 1
-            # The engine numbers versions itself; a document that claims another number would
-            # be read by people (and copied by Flowdesk) as a version it is not.
-            if own is not None and own != following:
-                self.add_error(
-                    "source",
-                    f"The document says version {own} (metadata.version), but it would be "
-                    f"published as {template_id} v{following}. Change metadata.version to "
-                    f"{following}, or remove it.",
-                )
+            # The same checks as publishing itself, and as the API's publish call.
+            try:
+                services.version_publish_check(template_id=template_id, source=source)
+            except flowspec.TemplateInvalid as exc:
+                self.add_error("source", [_problem(error) for error in exc.errors])
         return cleaned
+
+
+def _problem(error: flowspec.SpecError) -> str:
+    # The number's message reads as a sentence; every other one names where it is.
+    return error.message if error.location == "metadata.version" else str(error)
 
 
 @admin.register(TemplateVersion)

@@ -36,3 +36,18 @@ class Conflict(EngineError):
     """Update Run on a Run that is not PENDING (ours: Sohar leaves this undocumented)."""
 
     status = 409
+
+
+class TemplateRefused(InvalidRequest):
+    """A template document that cannot be published (ours): ``param`` is ``source``, and
+    ``errors`` lists every problem with where it is (a key's dotted path, or ``document`` with
+    a line and column when the text does not parse)."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        super().__init__("\n".join(f"{where}: {what}" for where, what in problems), param="source")
+        self.problems = problems
+
+    def as_body(self) -> dict:
+        body = super().as_body()
+        body["errors"] = [{"location": where, "message": what} for where, what in self.problems]
+        return body

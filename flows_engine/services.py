@@ -39,20 +39,28 @@ WAKE_TOLERANCE = timedelta(seconds=1)
 
 # --- Templates -------------------------------------------------------------------------------
 
+TEMPLATE_ID_MAX = Template._meta.get_field("template_id").max_length or 100
+# metadata.name has no length limit in the language; the column has one.
+TEMPLATE_NAME_MAX = Template._meta.get_field("name").max_length or 200
+
 
 def version_publish(*, template_id: str, source: str) -> TemplateVersion:
     """Validate a template document and store it as the template's next version.
 
-    Raises ``flowspec.TemplateInvalid`` listing every problem; nothing is written then.
+    Raises ``flowspec.TemplateInvalid`` listing every problem, a ``metadata.version`` other than
+    the number the version gets included (checked again under the transaction, so a publisher
+    who raced ahead cannot make the document name the wrong version); nothing is written then.
+    The admin's publish page and the API's publish call both come here.
     """
     spec = flowspec.load_template(source)
     for _ in range(3):
         try:
             with transaction.atomic():
                 template, _created = Template.objects.get_or_create(
-                    template_id=template_id, defaults={"name": spec.name}
+                    template_id=template_id, defaults={"name": spec.name[:TEMPLATE_NAME_MAX]}
                 )
                 last = template.versions.aggregate(last=Max("number"))["last"] or 0
+                _check_own_number(spec, template_id=template_id, following=last + 1)
                 # Two publishers racing for the same number: the unique constraint lets one
                 # win and the other tries again with the next number.
                 return TemplateVersion.objects.create(
@@ -61,6 +69,37 @@ def version_publish(*, template_id: str, source: str) -> TemplateVersion:
         except IntegrityError:
             continue
     raise Conflict("the template is being published concurrently; try again", param="templateId")
+
+
+def version_publish_check(*, template_id: str, source: str) -> flowspec.Template:
+    """What ``version_publish`` would refuse, without writing: for a form to show before it
+    publishes. Raises ``flowspec.TemplateInvalid``."""
+    spec = flowspec.load_template(source)
+    last = (
+        TemplateVersion.objects.filter(template__template_id=template_id).aggregate(
+            last=Max("number")
+        )["last"]
+        or 0
+    )
+    _check_own_number(spec, template_id=template_id, following=last + 1)
+    return spec
+
+
+def _check_own_number(spec: flowspec.Template, *, template_id: str, following: int) -> None:
+    # The engine numbers versions itself; a document that claims another number would be read
+    # by people (and copied by Flowdesk) as a version it is not.
+    own = flowspec.document_version(spec.document)
+    if own is not None and own != following:
+        raise flowspec.TemplateInvalid(
+            [
+                flowspec.SpecError(
+                    "metadata.version",
+                    f"The document says version {own}, but it would be published as "
+                    f"{template_id} v{following}. Change metadata.version to {following}, "
+                    "or remove it.",
+                )
+            ]
+        )
 
 
 def version_get(*, template_id: str, number: int | None = None) -> TemplateVersion:

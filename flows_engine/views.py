@@ -15,8 +15,9 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+import flowspec
 from flows_engine import services
-from flows_engine.errors import EngineError, InvalidRequest, NotFound
+from flows_engine.errors import EngineError, InvalidRequest, NotFound, TemplateRefused
 from flows_engine.models import ApiClient, Run, Template, TemplateVersion
 from flowspec.numbers import InexactNumber, exact_loads
 
@@ -163,6 +164,30 @@ def template_detail(request: HttpRequest, client: ApiClient, template_id: str) -
     number = _version_param(request.GET.get("version"))
     version = services.version_get(template_id=template_id, number=number)
     return JsonResponse(_version_body(version, full=True))
+
+
+@require_POST
+@api_view
+def version_publish(request: HttpRequest, client: ApiClient, template_id: str) -> HttpResponse:
+    """Publish a new version (ours): validated exactly as the admin's publish page validates."""
+    if len(template_id) > services.TEMPLATE_ID_MAX:
+        raise InvalidRequest(
+            f"templateId is longer than {services.TEMPLATE_ID_MAX} characters", param="templateId"
+        )
+    body = _json_body(request)
+    source = body.get("source")
+    if not isinstance(source, str) or not source.strip():
+        raise InvalidRequest(
+            "source is required: the template document as YAML or JSON text", param="source"
+        )
+    try:
+        version = services.version_publish(template_id=template_id, source=source)
+    except flowspec.TemplateInvalid as exc:
+        raise TemplateRefused([(error.location, error.message) for error in exc.errors]) from None
+    except RecursionError:
+        # Brackets nested thousands deep exhaust the YAML parser's stack: bad input, not a 500.
+        raise TemplateRefused([("document", "nested too deeply to read")]) from None
+    return JsonResponse(_version_body(version, full=True), status=201)
 
 
 @require_POST

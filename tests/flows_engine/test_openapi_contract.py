@@ -115,6 +115,7 @@ def test_the_served_document_is_the_one_beside_the_views(live_server):
     assert operations == {
         "getToken",
         "listTemplates",
+        "publishVersion",
         "getTemplate",
         "createRun",
         "getRun",
