@@ -1,15 +1,17 @@
 from typing import Any
 
 from django import forms
-from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.urls import NoReverseMatch, path, reverse
-from django.views.decorators.http import require_POST
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.views.decorators.http import require_http_methods, require_POST
 
 import flowspec
 from flows_integration import client as flows_client
-from flows_integration import services
+from flows_integration import publishing, services
 from flows_integration.models import (
     ApiHealth,
     FlowRun,
@@ -106,12 +108,33 @@ class VersionStoreForm(forms.ModelForm):
         return cleaned
 
 
+class PublishForm(forms.ModelForm):
+    """A new version for the Flows server; Flowdesk stores its copy under the server's number."""
+
+    template_id = forms.SlugField(
+        max_length=FlowTemplate._meta.get_field("template_id").max_length,
+        help_text="The template's id on the Flows server. A new id creates a template.",
+    )
+    source = forms.CharField(
+        label="Template document",
+        strip=False,  # published and stored exactly as written
+        widget=forms.Textarea(attrs={"rows": 28, "cols": 100, "spellcheck": "false"}),
+        help_text="YAML (or JSON), as described in docs/template-language.md. The server gives "
+        "it the template's next number; if the document names its version (metadata.version), "
+        "it must be that number, or nothing is published.",
+    )
+
+    class Meta:
+        model = TemplateVersion
+        fields = ["source"]
+
+
 @admin.register(TemplateVersion)
 class TemplateVersionAdmin(admin.ModelAdmin):
     """Flowdesk's copies of template versions, from which it renders forms for their Runs.
 
-    Storing a copy publishes nothing: the Flows server runs what was published to it. With the
-    embedded engine on, the list links to the engine's own "Publish a new version" page.
+    Storing a copy publishes nothing: the Flows server runs what was published to it.
+    Publishing (``publish_view``) does both in one step, where the server takes versions.
     """
 
     list_display = ["__str__", "template", "number", "stored_at"]
@@ -136,7 +159,7 @@ class TemplateVersionAdmin(admin.ModelAdmin):
     def add_view(
         self, request: HttpRequest, form_url: str = "", extra_context: dict | None = None
     ) -> HttpResponse:
-        extra = {"title": STORE_COPY, **_engine_links(), **(extra_context or {})}
+        extra = {"title": STORE_COPY, "publish_label": PUBLISH, **(extra_context or {})}
         return super().add_view(request, form_url, extra_context=extra)
 
     def changeform_view(
@@ -158,7 +181,7 @@ class TemplateVersionAdmin(admin.ModelAdmin):
         )
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None):
-        extra = {"store_copy_label": STORE_COPY, **_engine_links(), **(extra_context or {})}
+        extra = {"store_copy_label": STORE_COPY, "publish_label": PUBLISH, **(extra_context or {})}
         return super().changelist_view(request, extra_context=extra)
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
@@ -186,6 +209,13 @@ class TemplateVersionAdmin(admin.ModelAdmin):
     def get_urls(self) -> list:
         return [
             path(
+                "publish/",
+                self.admin_site.admin_view(
+                    require_http_methods(["GET", "POST"])(self.publish_view)
+                ),
+                name="flows_integration_templateversion_publish",
+            ),
+            path(
                 "import/",
                 self.admin_site.admin_view(require_POST(self.import_view)),
                 name="flows_integration_templateversion_import",
@@ -211,22 +241,54 @@ class TemplateVersionAdmin(admin.ModelAdmin):
             messages.success(request, f"Copied {names} from the Flows server.")
         return HttpResponseRedirect(reverse("admin:flows_integration_templateversion_changelist"))
 
+    def publish_view(self, request: HttpRequest) -> HttpResponse:
+        """Publish a new version to the Flows server and store Flowdesk's copy of it.
+
+        Not wrapped in a transaction as Django's add view is: the publish call must not wait
+        on a write lock of ours (see ``publishing.version_publish``).
+        """
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = PublishForm(request.POST if request.method == "POST" else None)
+        if form.is_valid():
+            try:
+                published = publishing.version_publish(
+                    template_id=form.cleaned_data["template_id"],
+                    source=form.cleaned_data["source"],
+                )
+            except publishing.PublishRefused as exc:
+                form.add_error(exc.field, exc.messages)
+            else:
+                return self._published(request, published)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": PUBLISH,
+            "opts": self.opts,
+            "form": form,
+            "adminform": helpers.AdminForm(form, [(None, {"fields": list(form.fields)})], {}),
+            "errors": form.errors,
+            "has_view_permission": self.has_view_permission(request),
+            "store_copy_label": STORE_COPY,
+        }
+        return TemplateResponse(
+            request, "admin/flows_integration/templateversion/publish.html", context
+        )
+
+    def _published(self, request: HttpRequest, published: publishing.Published) -> HttpResponse:
+        version = published.version
+        if not published.previous:
+            self.log_addition(request, version, [{"added": {}}])
+        messages.success(
+            request,
+            f"Published {version} to the Flows server: new Runs of "
+            f"{version.template.template_id} use version {version.number}. Flowdesk stored its "
+            "copy for forms under the same number.",
+        )
+        return HttpResponseRedirect(reverse("admin:flows_integration_templateversion_changelist"))
+
 
 STORE_COPY = "Store a template copy for forms"
-
-
-def _engine_links() -> dict[str, str]:
-    """The embedded engine's publish page, when it runs in this process.
-
-    By URL name only: this app never imports the engine. Its admin is there exactly when the
-    engine is on, and publishing there is what makes a new version run.
-    """
-    if not settings.FLOWS_ENGINE_ENABLED:
-        return {}
-    try:
-        return {"engine_publish_url": reverse("admin:flows_engine_templateversion_add")}
-    except NoReverseMatch:
-        return {}
+PUBLISH = "Publish a new version to the Flows server"
 
 
 @admin.register(FlowRun)

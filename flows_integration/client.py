@@ -327,16 +327,33 @@ class FlowsClient:
         if _lacks_endpoint(response, known_params=("templateId", "version")):
             raise _not_supported(response, operation)
         body = self._answer(response, operation, idempotent=True)
-        document = body.get("document")
-        if not isinstance(document, dict):
-            raise _bad_shape(operation, response, "'document' is not an object", False)
-        return TemplateDocument(
-            template_id=_required_str(body, "templateId", operation, response, False),
-            name=_required_str(body, "name", operation, response, False),
-            version=_required_version(body, operation, response),
-            document=document,
-            description=_optional_str(body.get("description")),
+        return _template_document(body, operation, response)
+
+    def publish_template(self, template_id: str, source: str) -> TemplateDocument:
+        """Publish ``source`` (the YAML or JSON text) as the template's next version; returns
+        the number the server gave it and the document. Our extension: raises ``NotSupported``
+        against a server without it (Sohar publishes in its own tools).
+
+        A document the server refuses raises ``FlowsError`` 400 with ``param`` ``source`` and a
+        ``message`` of one ``location: problem`` line each. Not idempotent, so never repeated
+        once sent: on ``outcome_unknown`` the version may exist (a document that names its
+        ``metadata.version`` is refused if sent again, so it cannot be published twice).
+        """
+        operation = "POST /v1/flows/{templateId}/versions"
+        response = self._call(
+            "POST",
+            f"/v1/flows/{_segment(template_id)}/versions",
+            operation,
+            payload={"source": source},
+            idempotent=False,
         )
+        # Our engine never answers 404 here (publishing creates a template): any 404 is a
+        # server without the endpoint.
+        if _lacks_endpoint(response, known_params=()):
+            raise _not_supported(response, operation)
+        body = self._answer(response, operation, idempotent=False)
+        # The version was published whatever the body looks like: a bad one is not retryable.
+        return _template_document(body, operation, response, outcome_unknown=True)
 
     # -- Lifecycle ----------------------------------------------------------------------------
 
@@ -627,11 +644,37 @@ def _version_number(value: Any) -> int | None:
     return None
 
 
-def _required_version(body: Mapping[str, Any], operation: str, response: httpx.Response) -> int:
+def _required_version(
+    body: Mapping[str, Any],
+    operation: str,
+    response: httpx.Response,
+    outcome_unknown: bool = False,
+) -> int:
     number = _version_number(body.get("version"))
     if number is None:
-        raise _bad_shape(operation, response, "'version' is not a positive integer", False)
+        raise _bad_shape(
+            operation, response, "'version' is not a positive integer", outcome_unknown
+        )
     return number
+
+
+def _template_document(
+    body: Mapping[str, Any],
+    operation: str,
+    response: httpx.Response,
+    *,
+    outcome_unknown: bool = False,
+) -> TemplateDocument:
+    document = body.get("document")
+    if not isinstance(document, dict):
+        raise _bad_shape(operation, response, "'document' is not an object", outcome_unknown)
+    return TemplateDocument(
+        template_id=_required_str(body, "templateId", operation, response, outcome_unknown),
+        name=_required_str(body, "name", operation, response, outcome_unknown),
+        version=_required_version(body, operation, response, outcome_unknown),
+        document=document,
+        description=_optional_str(body.get("description")),
+    )
 
 
 def _timestamp(value: Any) -> datetime | None:
@@ -760,3 +803,8 @@ def list_templates() -> list[TemplateSummary]:
 def get_template(template_id: str, version: int | None = None) -> TemplateDocument:
     """``FlowsClient.get_template`` on the default client."""
     return get_client().get_template(template_id, version=version)
+
+
+def publish_template(template_id: str, source: str) -> TemplateDocument:
+    """``FlowsClient.publish_template`` on the default client."""
+    return get_client().publish_template(template_id, source)
