@@ -111,6 +111,8 @@ class VersionStoreForm(forms.ModelForm):
 class PublishForm(forms.ModelForm):
     """A new version for the Flows server; Flowdesk stores its copy under the server's number."""
 
+    field_order = ["template_id", "source"]
+
     template_id = forms.SlugField(
         max_length=FlowTemplate._meta.get_field("template_id").max_length,
         help_text="The template's id on the Flows server. A new id creates a template.",

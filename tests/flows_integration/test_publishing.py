@@ -175,6 +175,7 @@ def test_ada_publishes_a_new_version_in_one_step_and_the_numbers_agree(ada, engi
     html = page.content.decode()
     assert "<h1>Publish a new version to the Flows server</h1>" in html
     assert "<strong>publishes</strong>" in html and f'href="{STORE_URL}"' in html
+    assert html.index('name="template_id"') < html.index('name="source"')
 
     response = ada.post(PUBLISH_URL, {"template_id": "sign-off", "source": NAMES_V2})
     assert response.status_code == 302 and response.url == LIST_URL
