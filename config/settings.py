@@ -207,6 +207,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict = {
 }
 CELERY_BROKER_CONNECTION_TIMEOUT = 2.0
 if CELERY_BROKER_URL == "filesystem://":
+    # kombu's own file-system transport lets a worker read a message half written (and die of
+    # it) on a busy machine; ours writes each message whole before it can be seen.
+    CELERY_BROKER_TRANSPORT = "config.broker:Transport"
     _broker_dir = VAR_DIR / "celery-broker"
     # kombu's file-system transport expects its folder to exist; web, worker and beat all
     # read these settings, so whichever starts first makes it.
