@@ -115,15 +115,15 @@ def _graph_errors(document: Document) -> Iterator[SpecError]:
     states: Mapping[str, Mapping[str, Any]] = document["states"]
     broken = list(_reference_errors(document))
     yield from broken
-    graph = {sid: [t for _, t in _edges(state) if t in states] for sid, state in states.items()}
+    graph = state_graph(states)
     if document["startsAt"] in states:
-        reachable = _reachable([document["startsAt"]], graph)
+        from_start = reachable([document["startsAt"]], graph)
         for state_id in states:
-            if state_id not in reachable:
+            if state_id not in from_start:
                 yield SpecError(f"states.{state_id}", "is not reachable from startsAt")
         # With a transition missing or dangling, "cannot finish" would only echo that error.
         if not broken:
-            yield from _ending_errors(states, graph, reachable)
+            yield from _ending_errors(states, graph, from_start)
     yield from _choice_loop_errors(states, graph)
 
 
@@ -140,7 +140,22 @@ def _reference_errors(document: Document) -> Iterator[SpecError]:
             yield from _end_or_next_errors(state, f"states.{state_id}")
 
 
-def _reachable(starts: list[str], graph: Mapping[str, list[str]]) -> set[str]:
+def state_graph(states: Mapping[str, Mapping[str, Any]]) -> dict[str, list[str]]:
+    """Each state's id to the states a Run can go to straight from it (dangling names left out)."""
+    return {sid: [t for _, t in _edges(state) if t in states] for sid, state in states.items()}
+
+
+def reversed_graph(graph: Mapping[str, list[str]]) -> dict[str, list[str]]:
+    """Each state's id to the states a Run can come to it from."""
+    reverse: dict[str, list[str]] = {sid: [] for sid in graph}
+    for source, targets in graph.items():
+        for target in targets:
+            reverse[target].append(source)
+    return reverse
+
+
+def reachable(starts: list[str], graph: Mapping[str, list[str]]) -> set[str]:
+    """The states reachable from `starts` (which are included)."""
     seen, todo = set(starts), list(starts)
     while todo:
         for target in graph[todo.pop()]:
@@ -151,20 +166,16 @@ def _reachable(starts: list[str], graph: Mapping[str, list[str]]) -> set[str]:
 
 
 def _ending_errors(
-    states: Mapping[str, Mapping[str, Any]], graph: Mapping[str, list[str]], reachable: set[str]
+    states: Mapping[str, Mapping[str, Any]], graph: Mapping[str, list[str]], from_start: set[str]
 ) -> Iterator[SpecError]:
     """A Run that can never reach `end: true` would wait or loop forever."""
     ends = [sid for sid, state in states.items() if state.get("end") is True]
     if not ends:
         yield SpecError("states", "no state has end: true, so no Run could finish")
         return
-    reverse: dict[str, list[str]] = {sid: [] for sid in states}
-    for source, targets in graph.items():
-        for target in targets:
-            reverse[target].append(source)
-    finishing = _reachable(ends, reverse)
+    finishing = reachable(ends, reversed_graph(graph))
     for state_id in states:
-        if state_id in reachable and state_id not in finishing:
+        if state_id in from_start and state_id not in finishing:
             yield SpecError(
                 f"states.{state_id}", "no path from here reaches a state with end: true"
             )

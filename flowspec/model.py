@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final, Literal
 
+from flowspec.checks import reachable, reversed_graph, state_graph
 from flowspec.errors import NoChoiceMatched
 from flowspec.paths import project, render_value
 from flowspec.rules import evaluate_rule
@@ -168,6 +169,17 @@ class Template:
 
     def callback_states(self) -> list[CallbackState]:
         return [state for state in self.states.values() if isinstance(state, CallbackState)]
+
+    def states_after(self, state_id: str) -> set[str]:
+        """Every state a Run at `state_id` can go on to, one or more steps later (the state
+        itself too when a loop leads back to it)."""
+        graph = state_graph(self.document["states"])
+        return reachable(graph[state_id], graph)
+
+    def states_before(self, state_id: str) -> set[str]:
+        """Every state from which a Run can come to `state_id`, one or more steps later."""
+        reverse = reversed_graph(state_graph(self.document["states"]))
+        return reachable(reverse[state_id], reverse)
 
     def evaluate_output(self, context: Context) -> dict[str, Any]:
         """Get Run's `output` once the Run reaches an `end: true` state ({} without `output`)."""

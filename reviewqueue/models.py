@@ -137,7 +137,9 @@ ITEM_TRANSITIONS: dict[str, frozenset[str]] = {
         }
     ),
     ItemStatus.DELIVERED: frozenset({ItemStatus.RESUMED}),
-    ItemStatus.NEEDS_ATTENTION: frozenset({ItemStatus.SENDING, ItemStatus.SUPERSEDED}),
+    ItemStatus.NEEDS_ATTENTION: frozenset(
+        {ItemStatus.SENDING, ItemStatus.SUPERSEDED, ItemStatus.DELIVERED, ItemStatus.RESUMED}
+    ),
     ItemStatus.RESUMED: frozenset(),
     ItemStatus.SUPERSEDED: frozenset(),
 }
@@ -283,7 +285,11 @@ SUBMISSION_TRANSITIONS: dict[str, frozenset[str]] = {
         }
     ),
     # A supervisor may send a failed submission again once the API is back.
-    SubmissionStatus.FAILED: frozenset({SubmissionStatus.PENDING, SubmissionStatus.REFUSED}),
+    # An answer whose outcome was unknown is settled delivered once the Run is seen past its
+    # pause, or by a supervisor.
+    SubmissionStatus.FAILED: frozenset(
+        {SubmissionStatus.PENDING, SubmissionStatus.REFUSED, SubmissionStatus.DELIVERED}
+    ),
     SubmissionStatus.DELIVERED: frozenset(),
     SubmissionStatus.REJECTED: frozenset(),
     SubmissionStatus.REFUSED: frozenset(),

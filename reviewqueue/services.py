@@ -21,7 +21,7 @@ from django.utils import timezone
 
 import flowspec
 from flows_integration import client as flows_client
-from flows_integration.models import FlowRun, RunStatus
+from flows_integration.models import TERMINAL_STATUSES, FlowRun, RunStatus, WebhookEvent
 from flows_integration.services import health_record_failure, health_record_success
 from reviewqueue import roles
 from reviewqueue.models import (
@@ -211,7 +211,18 @@ def item_close(*, run: FlowRun, new_status: str) -> ReviewItem | None:
     if item is None:
         _nudge_sending(run)
         return None
-    if item.status == ItemStatus.DELIVERED:
+    unconfirmed = (
+        item.submissions.filter(status=SubmissionStatus.FAILED, maybe_sent=True).first()
+        if item.status == ItemStatus.NEEDS_ATTENTION
+        else None
+    )
+    if unconfirmed is not None:
+        # Retries ran out not knowing whether the answer arrived; the Run leaving the pause
+        # after it was sent says it did (as Get Run would, see ``_pause_left``).
+        _answer_arrived(unconfirmed, item, settled_by="the Run moved on")
+        _transition(item, ItemStatus.RESUMED)
+        action = "item.resumed"
+    elif item.status == ItemStatus.DELIVERED:
         _transition(item, ItemStatus.RESUMED)
         action = "item.resumed"
     else:
@@ -524,8 +535,10 @@ def submission_deliver(submission_id: int) -> Delivery:
 
     The submission is held with a lease (``locked_until``) so two workers never send it at once.
     ``maybe_sent`` is set before each call: when a call's outcome is unknown (timeout, lost
-    response, killed worker), the next attempt asks Get Run first: still PENDING at the item's
-    state means the input did not arrive (send again); anything else means it did.
+    response, killed worker), the next attempt asks Get Run first and sends again only when the
+    Run is known to wait at the item's pause still (``_pause_left``). When nothing settles it,
+    it asks again later, and after the last try a supervisor decides: sent again to a Run that
+    waits at a later pause, the answer would be taken for that pause's.
     """
     now = timezone.now()
     held = Submission.objects.filter(
@@ -544,8 +557,11 @@ def submission_deliver(submission_id: int) -> Delivery:
         if submission.maybe_sent:
             info = flows_client.get_run(run_id)
             health_record_success()
-            if not (info.status == RunStatus.PENDING and info.state_id in (None, item.state_id)):
+            left = _pause_left(item, submission, info)
+            if left:
                 return _delivered(submission)
+            if left is None:
+                return _unconfirmed(submission, item)
         elif (
             item.status != ItemStatus.SENDING
             or run.status != RunStatus.PENDING
@@ -564,6 +580,91 @@ def submission_deliver(submission_id: int) -> Delivery:
         return _delivery_failed(submission, exc, sending=sending)
     health_record_success()
     return _delivered(submission)
+
+
+def _pause_left(
+    item: ReviewItem, submission: Submission, info: flows_client.RunInfo
+) -> bool | None:
+    """Whether the Run has left the pause ``item`` answers since ``submission`` was made: True or
+    False when a signal settles it, None when none does.
+
+    Get Run's status, and its ``stateId`` where the server sends one (our engine). Sohar's says
+    only PENDING, so then: a webhook received since the submission that puts the Run past this
+    pause (finished, or at a state that comes only after it), else the template's state order:
+    with no pause after this one, a PENDING Run can only be waiting here.
+    """
+    if info.status != RunStatus.PENDING:
+        return True
+    if info.state_id:
+        return info.state_id != item.state_id
+    spec = item.version.spec
+    after = spec.states_after(item.state_id)
+    only_after = after - spec.states_before(item.state_id)
+    for status, state_id in WebhookEvent.objects.filter(
+        flow_run_id=item.run.flow_run_id, received_at__gte=submission.created_at
+    ).values_list("status", "state_id"):
+        if status in TERMINAL_STATUSES or state_id in only_after:
+            return True
+    if not after & {state.id for state in spec.callback_states()}:
+        return False
+    return None
+
+
+def _unconfirmed(submission: Submission, item: ReviewItem) -> Delivery:
+    """An answer whose reply was lost, and nothing yet says whether it arrived: never sent again
+    blindly. Asked again after a back-off (a webhook may settle it meanwhile); after the last
+    try a supervisor decides, with the facts."""
+    spec = item.version.spec
+    after = spec.states_after(item.state_id)
+    later = [state.title for state in spec.callback_states() if state.id in after]
+    pause = item.version.callback_state(item.state_id)
+    title = pause.title if pause is not None else item.state_id
+    facts = (
+        "Update Run's reply was lost. Get Run says the Run is waiting for input but not at which "
+        f"step, and no webhook since this answer says it left “{title}”. It may wait at a later "
+        f"step ({', '.join(later)}), where this answer must not be sent."
+    )[:500]
+    _set(submission, attempts=submission.attempts + 1)
+    if submission.attempts >= settings.REVIEW_SUBMIT_ATTEMPTS:
+        return _failed(submission, error=facts, status=None)
+    delay = _backoff(submission.attempts)
+    _set(
+        submission,
+        last_error=facts,
+        next_attempt_at=timezone.now() + timedelta(seconds=delay),
+        locked_until=None,
+    )
+    audit_record(
+        action="submission.unconfirmed",
+        item=item,
+        submission=submission.pk,
+        attempt=submission.attempts,
+    )
+    transaction.on_commit(lambda: _enqueue_delivery(submission.pk, delay), robust=True)
+    return Delivery("retry", submission)
+
+
+def _answer_arrived(
+    submission: Submission,
+    item: ReviewItem,
+    *,
+    settled_by: str,
+    actor: Any = None,
+    ip: str | None = None,
+) -> None:
+    """Record that an answer whose outcome was unknown reached the Run (caller holds the item)."""
+    _submission_transition(submission, SubmissionStatus.DELIVERED)
+    submission.maybe_sent = False
+    submission.save()
+    Draft.objects.filter(item=item).delete()
+    audit_record(
+        action="submission.delivered",
+        actor=actor,
+        item=item,
+        ip=ip,
+        submission=submission.pk,
+        settled_by=settled_by,
+    )
 
 
 def _set(submission: Submission, **values: Any) -> None:
@@ -641,7 +742,9 @@ def _delivery_failed(
     if not exc.retryable or submission.attempts >= settings.REVIEW_SUBMIT_ATTEMPTS:
         if exc.retryable:
             health_record_failure(exc)
-        return _failed(submission, exc)
+        if sending:
+            _set(submission, maybe_sent=exc.outcome_unknown)
+        return _failed(submission, error=str(exc), status=exc.status)
     health_record_failure(exc)
     # A 429 or 503 may say when to come back; never sooner than that.
     delay = max(_backoff(submission.attempts), exc.retry_after or 0)
@@ -691,37 +794,65 @@ def _rejected(submission: Submission, exc: flows_client.FlowsError) -> Delivery:
     return Delivery("rejected", submission)
 
 
-def _failed(submission: Submission, exc: flows_client.FlowsError) -> Delivery:
+def _failed(submission: Submission, *, error: str, status: int | None) -> Delivery:
+    """Retries are over: a supervisor decides. ``maybe_sent`` stays as it is: an answer that may
+    have arrived is never called refused or superseded (``item_close`` settles it)."""
     with transaction.atomic():
         item = ReviewItem.objects.select_for_update().get(pk=submission.item_id)
         _submission_transition(submission, SubmissionStatus.FAILED)
-        submission.last_error = str(exc)[:500]
+        submission.last_error = error[:500]
         submission.save()
         if item.status == ItemStatus.SENDING:
             _transition(item, ItemStatus.NEEDS_ATTENTION)
             item.save()
         audit_record(
-            action="submission.failed", item=item, submission=submission.pk, error=exc.status
+            action="submission.failed",
+            item=item,
+            submission=submission.pk,
+            error=status,
+            outcome_unknown=submission.maybe_sent,
         )
     return Delivery("failed", submission)
 
 
-def submission_retry(*, item: ReviewItem, user: Any, ip: str | None = None) -> Submission:
-    """A supervisor sends a failed submission again (the API is back)."""
+def submission_retry(
+    *, item: ReviewItem, user: Any, ip: str | None = None, arrived: bool | None = None
+) -> Submission:
+    """A supervisor sends a failed submission again (the API is back), or, when it is not known
+    whether it arrived, says whether it did: ``arrived=True`` records it delivered,
+    ``arrived=False`` sends it again as never sent. Without a decision, an unconfirmed answer is
+    asked about first, as any unknown outcome is."""
     if not roles.is_supervisor(user):
         raise ReviewError("Only a supervisor can send this again.")
     with transaction.atomic():
-        locked = ReviewItem.objects.select_for_update().get(pk=item.pk)
+        locked = ReviewItem.objects.select_for_update().select_related("run").get(pk=item.pk)
         submission = locked.submissions.filter(status=SubmissionStatus.FAILED).first()
         if locked.status != ItemStatus.NEEDS_ATTENTION or submission is None:
             raise ReviewError("There is nothing to send again.")
+        if arrived is not None and not submission.maybe_sent:
+            raise ReviewError("This answer never reached the Flows service: send it again.")
+        if arrived:
+            _answer_arrived(submission, locked, settled_by="a supervisor", actor=user, ip=ip)
+            run_moved = (
+                locked.run.status != RunStatus.PENDING or locked.run.state_id != locked.state_id
+            )
+            _transition(locked, ItemStatus.RESUMED if run_moved else ItemStatus.DELIVERED)
+            locked.save()
+            flow_run_id = str(locked.run.flow_run_id)
+            transaction.on_commit(lambda: _enqueue_refresh(flow_run_id), robust=True)
+            item.refresh_from_db()
+            return submission
+        if arrived is False:
+            submission.maybe_sent = False
         _transition(locked, ItemStatus.SENDING)
         locked.save()
         _submission_transition(submission, SubmissionStatus.PENDING)
         submission.attempts = 0
         submission.next_attempt_at = timezone.now()
         submission.save()
-        audit_record(action="submission.resent", actor=user, item=locked, ip=ip)
+        audit_record(
+            action="submission.resent", actor=user, item=locked, ip=ip, decided_not_arrived=arrived
+        )
         transaction.on_commit(lambda: _enqueue_delivery(submission.pk), robust=True)
     item.refresh_from_db()
     return submission

@@ -296,8 +296,10 @@ def item_resend(request: HttpRequest, pk: int) -> HttpResponse:
     item = _item_for_user(request, pk)
     if not roles.is_supervisor(request.user):
         raise Http404
+    # An answer whose outcome is unknown: the supervisor says whether the Run has it.
+    arrived = {"arrived": True, "not-arrived": False}.get(request.POST.get("decision", ""))
     try:
-        services.submission_retry(item=item, user=request.user, ip=_ip(request))
+        services.submission_retry(item=item, user=request.user, ip=_ip(request), arrived=arrived)
     except services.ReviewError as exc:
         return _item_response(request, item, status=409, error=str(exc))
     return _item_response(request, item)
