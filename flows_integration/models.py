@@ -5,6 +5,7 @@ Get Run is the truth; these rows are a cache of it that the review queue can que
 
 from functools import cached_property
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
@@ -110,6 +111,22 @@ class FlowRun(models.Model):
     @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES
+
+
+class PauseRule(models.Model):
+    """The template version that Runs started elsewhere are taken for, by the callback state they
+    wait in. Sohar's Get Run and webhooks name no template: a person choosing in triage may ask
+    for their choice to be remembered for every later Run waiting at that state."""
+
+    state_id = models.CharField(max_length=200, unique=True)
+    version = models.ForeignKey(TemplateVersion, models.CASCADE, related_name="pause_rules")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.state_id} → {self.version}"
 
 
 class WebhookEvent(models.Model):

@@ -29,6 +29,7 @@ from flows_integration.models import (
     ApiHealth,
     FlowRun,
     FlowTemplate,
+    PauseRule,
     RunStatus,
     SyncLease,
     SyncPass,
@@ -249,16 +250,79 @@ def run_create(*, template_id: str, input_data: dict, version: int | None = None
         stored_version = (
             versions.filter(number=version).first() if version is not None else versions.first()
         )
-    run, _ = FlowRun.objects.get_or_create(
-        flow_run_id=created.flow_run_id,
-        defaults={
-            "template": template,
-            "version": stored_version,
-            "status": RunStatus.CREATED,
-            "input_data": input_data,
-        },
-    )
+    with transaction.atomic():
+        run, inserted = FlowRun.objects.select_for_update().get_or_create(
+            flow_run_id=created.flow_run_id,
+            defaults={
+                "template": template,
+                "version": stored_version,
+                "status": RunStatus.CREATED,
+                "input_data": input_data,
+            },
+        )
+        if not inserted:
+            # A webhook or a sync mirrored the Run before Create Run's reply came back, knowing
+            # neither its template nor its input (Sohar's never say): what we know fills them.
+            _run_adopt(run, version=stored_version, template=template, input_data=input_data)
     return run
+
+
+def _run_adopt(
+    run: FlowRun,
+    *,
+    version: TemplateVersion | None,
+    template: FlowTemplate | None,
+    input_data: dict,
+) -> None:
+    """Fill what a mirror row lacks; a Run already waiting gets its pause announced again, so the
+    item that could not open without a version opens now (opening is idempotent)."""
+    fields = []
+    if run.version_id is None and version is not None:
+        run.version, run.template = version, version.template
+        fields += ["version", "template"]
+    elif run.template_id is None and template is not None:
+        run.template = template
+        fields.append("template")
+    if not run.input_data and input_data:
+        run.input_data = input_data
+        fields.append("input_data")
+    if not fields:
+        return
+    run.save(update_fields=fields)
+    if run.status == RunStatus.PENDING and "version" in fields:
+        _announce(run, "", "")
+
+
+class NotWaiting(Exception):
+    """The Run is no longer PENDING: there is no pause to assign."""
+
+
+def run_assign(
+    run: FlowRun, *, version: TemplateVersion, state_id: str, remember_by: Any = None
+) -> FlowRun:
+    """Triage: a person says which version a waiting Run is (and, when nothing told us, at which
+    of its pauses it waits). The pause is announced, so its item opens; with ``remember_by``
+    (the person), later Runs waiting at ``state_id`` are taken for this version too."""
+    if version.callback_state(state_id) is None:
+        raise ValueError(f"{version} has no callback state {state_id!r}")
+    with transaction.atomic():
+        locked = FlowRun.objects.select_for_update().get(pk=run.pk)
+        if locked.status != RunStatus.PENDING:
+            raise NotWaiting(f"The Run is {locked.get_status_display().lower()}.")
+        locked.version, locked.template = version, version.template
+        locked.state_id, locked.state_unresolved = state_id, False
+        locked.save(update_fields=["version", "template", "state_id", "state_unresolved"])
+        if remember_by is not None:
+            PauseRule.objects.update_or_create(
+                state_id=state_id,
+                defaults={
+                    "version": version,
+                    "created_by": remember_by,
+                    "created_at": timezone.now(),
+                },
+            )
+        _announce(locked, "", "")
+    return locked
 
 
 @dataclass(frozen=True)
@@ -290,7 +354,8 @@ def mirror_apply(info: "flows_client.RunInfo", *, hint_state_id: str = "") -> Re
             flow_run_id=info.flow_run_id, defaults={"status": info.status}
         )
         old_status, old_state = ("" if created else run.status), run.state_id
-        fields = _mirror_update(run, info, version or run.version, hint_state_id, created=created)
+        version = version or run.version or version_for_pause(info, hint_state_id)
+        fields = _mirror_update(run, info, version, hint_state_id, created=created)
         if not fields:
             return Refreshed(run, False)
         run.save(update_fields=fields)
@@ -501,6 +566,38 @@ class VersionCache:
             version = TemplateVersion.objects.select_related("template").get(pk=pk)
             self._add((version.template.template_id, version.number), version)
         return self._by_pk[pk]
+
+
+def version_for_pause(
+    info: "flows_client.RunInfo", hint_state_id: str = ""
+) -> TemplateVersion | None:
+    """The version of a Run whose template nobody told us (started elsewhere: Sohar's Get Run and
+    webhooks name none), from the callback state it waits in: a rule made in triage, else the
+    only stored version with a callback state of that id. None leaves the Run to triage.
+
+    A reconcile pass does not come here: Sohar's Get Run never says the state, so only a
+    webhook's ``stateId`` (the hint) can; our engine names the version itself.
+    """
+    state_id = info.state_id or hint_state_id
+    if info.status != RunStatus.PENDING or not state_id:
+        return None
+    rule = PauseRule.objects.select_related("version__template").filter(state_id=state_id).first()
+    if rule is not None:
+        return rule.version
+    candidates = versions_pausing_at(state_id)
+    return candidates[0] if len(candidates) == 1 else None
+
+
+def versions_pausing_at(state_id: str) -> list[TemplateVersion]:
+    """Every stored version that has a callback state ``state_id``, newest first."""
+    having = TemplateVersion.objects.select_related("template").filter(
+        document__states__has_key=state_id
+    )
+    return [
+        version
+        for version in having.order_by("template__template_id", "-number")
+        if version.callback_state(state_id) is not None
+    ]
 
 
 def _version_of(info: "flows_client.RunInfo") -> TemplateVersion | None:

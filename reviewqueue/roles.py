@@ -17,6 +17,16 @@ def is_supervisor(user: Any) -> bool:
     return bool(user.is_active and user.has_perm(SUPERVISE))
 
 
+def can_triage(user: Any) -> bool:
+    """Supervisors and flow admins say which template a Run started elsewhere is."""
+    return bool(
+        user.is_active
+        and (
+            is_supervisor(user) or user.is_superuser or user.groups.filter(name=FLOW_ADMIN).exists()
+        )
+    )
+
+
 def display_name(user: Any) -> str:
     """How a person is named to colleagues: full name, else login."""
     return user.get_full_name() or user.get_username()

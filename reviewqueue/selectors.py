@@ -5,10 +5,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import F, Q, QuerySet
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from flows_integration.models import TemplateVersion, WebhookEvent
+from flows_integration.models import FlowRun, RunStatus, TemplateVersion, WebhookEvent
+from flows_integration.services import versions_pausing_at
 from reviewqueue import present, roles
 from reviewqueue.models import (
     ACTIVE_STATUSES,
@@ -36,6 +37,49 @@ def items_visible_to(user: Any) -> QuerySet[ReviewItem]:
     if roles.is_supervisor(user):
         return items
     return items.filter(queue__in=queues_visible_to(user).values("pk"))
+
+
+# --- Triage ----------------------------------------------------------------------------------
+
+
+def runs_in_triage() -> QuerySet[FlowRun]:
+    """Runs waiting for input that no item stands for: started elsewhere, of a template or at a
+    state Flowdesk could not tell (``flows_integration.services.version_for_pause``). Every
+    waiting Run is an item or here; nothing is dropped."""
+    active = ReviewItem.objects.filter(run=OuterRef("pk"), status__in=ACTIVE_STATUSES)
+    return (
+        FlowRun.objects.filter(status=RunStatus.PENDING)
+        .exclude(Exists(active))
+        .select_related("version__template")
+        .order_by("created_at", "pk")
+    )
+
+
+def triage_choices(run: FlowRun) -> list[tuple[str, str]]:
+    """(value, label) of every (version, pause) a Run in triage can be: the versions with a
+    callback state of the id it waits at, or every pause of every version when nobody said."""
+    versions = (
+        versions_pausing_at(run.state_id)
+        if run.state_id
+        else TemplateVersion.objects.select_related("template").order_by(
+            "template__template_id", "-number"
+        )
+    )
+    choices = []
+    for version in versions:
+        for state in version.spec.callback_states():
+            if not run.state_id or state.id == run.state_id:
+                label = f"{version.template} v{version.number}: {state.title}"
+                choices.append((f"{version.pk}:{state.id}", label))
+    return choices
+
+
+def triage_choice(run: FlowRun, value: str) -> tuple[TemplateVersion, str] | None:
+    """The (version, state id) a triage form's ``value`` names, if it is one of ``run``'s."""
+    if value not in dict(triage_choices(run)):
+        return None
+    pk, state_id = value.split(":", 1)
+    return TemplateVersion.objects.select_related("template").get(pk=pk), state_id
 
 
 # --- The queue page --------------------------------------------------------------------------

@@ -21,7 +21,14 @@ from django.utils import timezone
 
 import flowspec
 from flows_integration import client as flows_client
-from flows_integration.models import TERMINAL_STATUSES, FlowRun, RunStatus, WebhookEvent
+from flows_integration import services as integration
+from flows_integration.models import (
+    TERMINAL_STATUSES,
+    FlowRun,
+    RunStatus,
+    TemplateVersion,
+    WebhookEvent,
+)
 from flows_integration.services import health_record_failure, health_record_success
 from reviewqueue import roles
 from reviewqueue.models import (
@@ -274,6 +281,43 @@ def on_run_status_changed(
         item_open(run=run, state_id=state_id)
     elif old_status == RunStatus.PENDING:
         item_close(run=run, new_status=new_status)
+
+
+# --- Triage ----------------------------------------------------------------------------------
+
+
+def run_triage(
+    *,
+    run: FlowRun,
+    version: TemplateVersion,
+    state_id: str,
+    user: Any,
+    remember: bool = False,
+    ip: str | None = None,
+) -> ReviewItem | None:
+    """A supervisor or flow admin says which version (and pause) a Run in triage is; its item
+    opens. With ``remember``, later Runs waiting at that state are taken for the same version."""
+    if not roles.can_triage(user):
+        raise ReviewError("Only a supervisor or a flow admin can say which template a Run is.")
+    with transaction.atomic():
+        try:
+            assigned = integration.run_assign(
+                run, version=version, state_id=state_id, remember_by=user if remember else None
+            )
+        except integration.NotWaiting as exc:
+            raise ReviewError(f"This Run is no longer waiting for input. {exc}") from None
+        item = assigned.review_items.filter(status__in=ACTIVE_STATUSES).first()
+        audit_record(
+            action="run.triaged",
+            actor=user,
+            item=item,
+            flow_run_id=str(run.flow_run_id),
+            ip=ip,
+            version=version.pk,
+            state=state_id,
+            remembered=remember,
+        )
+    return item
 
 
 # --- Claims ----------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.queue, name="queue"),
     path("next/", views.get_next, name="get_next"),
     path("preferences/", views.preferences, name="preferences"),
+    path("triage/", views.triage, name="triage"),
     path("items/<int:pk>/", views.item_detail, name="item"),
     path("items/<int:pk>/claim/", views.item_claim, name="item_claim"),
     path("items/<int:pk>/release/", views.item_release, name="item_release"),

@@ -84,6 +84,8 @@ def queue(request: HttpRequest) -> HttpResponse:
     }
     if _htmx(request):
         return render(request, "reviewqueue/queue.html#queue-rows", context)
+    if roles.can_triage(request.user):
+        context["triage_count"] = selectors.runs_in_triage().count()
     return render(request, "reviewqueue/queue.html", context)
 
 
@@ -473,6 +475,50 @@ def preferences(request: HttpRequest) -> HttpResponse:
     return render(
         request, "reviewqueue/preferences.html", context, status=422 if form.errors else 200
     )
+
+
+# --- Triage ----------------------------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def triage(request: HttpRequest) -> HttpResponse:
+    """Runs waiting for input that no item stands for; a supervisor or flow admin says which
+    template version (and pause) each is, and its item opens."""
+    if not roles.can_triage(request.user):
+        raise Http404
+    error, chosen_run = "", None
+    if request.method == "POST":
+        chosen_run = get_object_or_404(selectors.runs_in_triage(), pk=request.POST.get("run"))
+        choice = selectors.triage_choice(chosen_run, request.POST.get("choice", ""))
+        if choice is None:
+            error = "Choose the template version and step this Run is waiting at."
+        else:
+            version, state_id = choice
+            try:
+                item = services.run_triage(
+                    run=chosen_run,
+                    version=version,
+                    state_id=state_id,
+                    user=request.user,
+                    remember=request.POST.get("remember") == "1",
+                    ip=_ip(request),
+                )
+            except services.ReviewError as exc:
+                error = str(exc)
+            else:
+                if item is not None:
+                    messages.success(request, "The item is open.")
+                    return redirect("reviewqueue:item", pk=item.pk)
+                messages.warning(request, "The Run is assigned, but no item opened for it.")
+                return redirect("reviewqueue:triage")
+    runs = list(selectors.runs_in_triage()[:200])
+    context = {
+        "entries": [(run, selectors.triage_choices(run)) for run in runs],
+        "error": error,
+        "chosen_run": chosen_run,
+    }
+    return render(request, "reviewqueue/triage.html", context, status=422 if error else 200)
 
 
 # --- Form previews (admin and the Start Run form) --------------------------------------------
