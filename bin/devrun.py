@@ -39,10 +39,21 @@ BANNER = f"""
 
   Press Ctrl-C once to stop the web server, the worker and beat.
 """
+REAL_API_BANNER = f"""
+  Flowdesk is running at http://127.0.0.1:{PORT}/
+
+  Flows API: {{api}} (no demo Runs are started there, no demo logins created)
+  First login: python manage.py createsuperuser. Connecting to Sohar: docs/sohar.md.
+
+  Press Ctrl-C once to stop the web server, the worker and beat.
+"""
 
 
 def main() -> int:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # Decided before FLOWS_API_URL is set below: a URL given by the user is a real Flows API,
+    # where `make run` starts no demo Runs (config.settings.FLOWDESK_DEMO).
+    demo = env.setdefault("FLOWDESK_DEMO", "0" if env.get("FLOWS_API_URL") else "1") == "1"
     env.setdefault("FLOWS_ENGINE_WEBHOOK_RETRY_SCALE", "0.01")
     env.setdefault("FLOWS_ENGINE_PRODUCT_LATENCY_MS", "300")
     env.setdefault("FLOWS_API_URL", f"http://127.0.0.1:{PORT}/flows-api")
@@ -64,15 +75,16 @@ def main() -> int:
     while not stopping:
         if not banner_shown and (_answers() or time.monotonic() - started > 60):
             # After the web server answers, so the URL is not lost in the start-up logs.
-            print(BANNER, flush=True)
+            print(BANNER if demo else REAL_API_BANNER.format(api=env["FLOWS_API_URL"]), flush=True)
             banner_shown = True
-            # A few Runs that pause for staff, on the first start only; in the background, as
-            # the engine answers through this same web server.
-            subprocess.Popen(
-                [PYTHON, "manage.py", "start_demo_runs", "--if-empty"],
-                env=env,
-                start_new_session=True,
-            )
+            if demo:
+                # A few Runs that pause for staff, on the first start only; in the background,
+                # as the engine answers through this same web server.
+                subprocess.Popen(
+                    [PYTHON, "manage.py", "start_demo_runs", "--if-empty"],
+                    env=env,
+                    start_new_session=True,
+                )
         for name, child in children.items():
             if child.poll() is not None:
                 print(f"{name} exited with code {child.returncode}; stopping the rest.", flush=True)

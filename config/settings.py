@@ -37,6 +37,11 @@ FLOWS_READ_TIMEOUT = env_float("FLOWS_READ_TIMEOUT", 20.0)
 FLOWS_WEBHOOK_EVENT_TYPES = env_list(
     "FLOWS_WEBHOOK_EVENT_TYPES", ["flow.updated", "sandbox.flow.updated"]
 )
+# Demo logins, queues and Runs (`make run`): only against the embedded engine, unless asked for;
+# pointed at a real Flows API (Sohar), Flowdesk starts no Runs there and creates no logins.
+FLOWDESK_DEMO = env_bool(
+    "FLOWDESK_DEMO", default=FLOWS_ENGINE_ENABLED and not env_str("FLOWS_API_URL")
+)
 FLOWS_SYNC_CONCURRENCY = env_int("FLOWS_SYNC_CONCURRENCY", 4)
 FLOWS_SYNC_SECONDS = env_float("FLOWS_SYNC_SECONDS", 60.0)
 
@@ -59,6 +64,9 @@ if PRODUCTION:
         name
         for name, value, dev_value in (
             ("SECRET_KEY", SECRET_KEY, _DEV_SECRET_KEY),
+            # Never the embedded engine and its demo client by default.
+            ("FLOWS_API_URL", FLOWS_API_URL, None),
+            ("FLOWS_CLIENT_ID", FLOWS_CLIENT_ID, "demo-sandbox"),
             ("FLOWS_CLIENT_SECRET", FLOWS_CLIENT_SECRET, "demo-sandbox-secret"),
             ("FLOWS_WEBHOOK_SECRET", FLOWS_WEBHOOK_SECRET, None),
         )

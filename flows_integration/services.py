@@ -70,9 +70,23 @@ def version_store(
             number = (
                 template.versions.order_by("-number").values_list("number", flat=True).first() or 0
             ) + 1
-        return TemplateVersion.objects.create(
+        version = TemplateVersion.objects.create(
             template=template, number=number, source=source, document=spec.document
         )
+        _waiting_runs_adopt(version)
+    return version
+
+
+def _waiting_runs_adopt(version: TemplateVersion) -> None:
+    """Runs already waiting, of a template nobody named, at a pause that this new version now
+    tells (it is the only one with a callback state of that id): their items open."""
+    pauses = [state.id for state in version.spec.callback_states()]
+    waiting = FlowRun.objects.select_for_update().filter(
+        status=RunStatus.PENDING, version__isnull=True, state_id__in=pauses
+    )
+    for run in waiting:
+        if _version_for_state(run.state_id) == version:
+            _run_adopt(run, version=version, template=None, input_data={})
 
 
 def version_ensure(*, template_id: str, number: int) -> TemplateVersion | None:
@@ -581,6 +595,10 @@ def version_for_pause(
     state_id = info.state_id or hint_state_id
     if info.status != RunStatus.PENDING or not state_id:
         return None
+    return _version_for_state(state_id)
+
+
+def _version_for_state(state_id: str) -> TemplateVersion | None:
     rule = PauseRule.objects.select_related("version__template").filter(state_id=state_id).first()
     if rule is not None:
         return rule.version

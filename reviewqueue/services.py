@@ -163,14 +163,20 @@ def item_open(*, run: FlowRun, state_id: str) -> ReviewItem | None:
     """Open the item for a Run's new pause (the Run entered PENDING at ``state_id``).
 
     Idempotent: a second signal for the same pause finds the active item and does nothing.
-    A Run whose version or state is unknown is left to the mirror's flag, not guessed.
+    A Run whose version or state is unknown is not guessed: it waits in triage
+    (``selectors.runs_in_triage``) until a person says which it is.
     """
     version = run.version
     if version is None or not state_id:
-        logger.warning("run %s is PENDING at an unknown version or state", run.pk)
+        logger.info("run %s waits in triage: its template or state is not known", run.flow_run_id)
         return None
     if version.callback_state(state_id) is None:
-        logger.warning("run %s is PENDING at %r, not a callback state", run.pk, state_id)
+        logger.warning(
+            "run %s waits in triage: %s has no callback state %r",
+            run.flow_run_id,
+            version,
+            state_id,
+        )
         return None
     # Only the latest episode can be active: an item opens after the one before has closed.
     latest = run.review_items.order_by("-episode").first()

@@ -29,6 +29,8 @@ PRODUCTION = {
     "SECRET_KEY": "s3cret-for-tests-only",
     "DATABASE_URL": "postgres://flowdesk@db.internal:5432/flowdesk",
     "ALLOWED_HOSTS": "flowdesk.example.org",
+    "FLOWS_API_URL": "https://api.soharhealth.example/v1",
+    "FLOWS_CLIENT_ID": "client-id",
     "FLOWS_CLIENT_SECRET": "client-secret",
     "FLOWS_WEBHOOK_SECRET": "whsec_c2VjcmV0",
 }
@@ -42,7 +44,18 @@ def test_production_with_its_secrets_starts():
     assert start_django(**PRODUCTION).stdout.strip() == "started"
 
 
-@pytest.mark.parametrize("missing", ["SECRET_KEY", "DATABASE_URL", "FLOWS_WEBHOOK_SECRET"])
+@pytest.mark.parametrize(
+    "missing",
+    [
+        "SECRET_KEY",
+        "DATABASE_URL",
+        "FLOWS_WEBHOOK_SECRET",
+        # Without these, production would talk to the embedded engine with the demo client.
+        "FLOWS_API_URL",
+        "FLOWS_CLIENT_ID",
+        "FLOWS_CLIENT_SECRET",
+    ],
+)
 def test_production_refuses_to_start_without_a_secret(missing):
     env = {k: v for k, v in PRODUCTION.items() if k != missing}
     result = start_django(**env)

@@ -7,13 +7,15 @@ Every Run that waits for input is an item or in triage: nothing is dropped.
 
 import threading
 from collections.abc import Iterator
+from io import StringIO
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from flows_integration import client as flows_client
 from flows_integration import services as integration
-from flows_integration.models import FlowRun, PauseRule
+from flows_integration.models import FlowRun, PauseRule, TemplateVersion
 from reviewqueue import selectors, services
 from reviewqueue.models import AuditEvent, ItemStatus, ReviewItem, Route
 from tests.flows_integration.faulty_server import CLIENT_ID, CLIENT_SECRET, Recorded
@@ -213,3 +215,34 @@ def _process_webhook(run_id: str, done: threading.Event) -> None:
     finally:
         connection.close()
         done.set()
+
+
+@pytest.mark.django_db
+def test_registering_the_template_opens_the_runs_waiting_for_it(sohar, tmp_path, clinical_queue):
+    """Sohar has no API that hands out templates: a deployment registers each version from its
+    file, and the Runs already waiting at its pauses become items."""
+    run_id = started_elsewhere(sohar)
+    assert selectors.runs_in_triage().count() == 1
+    document = tmp_path / "two-looks.yaml"
+    document.write_text(TWO_PAUSES)
+    out = StringIO()
+
+    call_command("template_register", "two-looks", str(document), stdout=out, stderr=StringIO())
+
+    assert "stored two-looks v1" in out.getvalue()
+    run = FlowRun.objects.get(flow_run_id=run_id)
+    assert run.version is not None and run.version.number == 1
+    assert run.review_items.get().state_id == "first-look"
+    assert not selectors.runs_in_triage().exists()
+
+
+@pytest.mark.django_db
+def test_registering_refuses_an_invalid_document_and_stores_nothing(tmp_path):
+    document = tmp_path / "broken.yaml"
+    document.write_text(TWO_PAUSES.replace("next: second-look", "next: nowhere"))
+
+    with pytest.raises(CommandError, match="no state named 'nowhere'"):
+        call_command("template_register", "two-looks", str(document), stdout=StringIO())
+
+    assert not FlowRun.objects.exists()
+    assert not TemplateVersion.objects.exists()

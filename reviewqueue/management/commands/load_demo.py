@@ -1,3 +1,5 @@
+from argparse import BooleanOptionalAction
+
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
@@ -9,7 +11,8 @@ class Command(BaseCommand):
     help = (
         "Load the demo content of `make run`: demo users with their roles and teams, demo "
         "queues and routes, the engine's demo templates, and Flowdesk's webhook receiver "
-        "registered with the engine."
+        "registered with the engine. Against a real Flows API (FLOWDESK_DEMO off, the default "
+        "when FLOWS_API_URL is set) it loads nothing unless --demo is given."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -18,8 +21,24 @@ class Command(BaseCommand):
             default="http://127.0.0.1:8000",
             help="Where this Flowdesk answers, for the engine's webhooks.",
         )
+        parser.add_argument(
+            "--demo",
+            dest="demo_content",
+            action=BooleanOptionalAction,
+            default=None,
+            help="Create the demo logins and queues (default: the FLOWDESK_DEMO setting).",
+        )
 
-    def handle(self, *args: object, base_url: str, **options: object) -> None:
+    def handle(
+        self, *args: object, base_url: str, demo_content: bool | None, **options: object
+    ) -> None:
+        if not (settings.FLOWDESK_DEMO if demo_content is None else demo_content):
+            self.stdout.write(
+                "No demo content: Flowdesk is pointed at a real Flows API "
+                f"({settings.FLOWS_API_URL}). Create the first login with "
+                "`python manage.py createsuperuser`."
+            )
+            return
         if settings.FLOWS_ENGINE_ENABLED:
             # By name, not by import: the review queue never imports the engine.
             call_command("engine_seed", stdout=self.stdout)
