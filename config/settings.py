@@ -42,6 +42,8 @@ FLOWS_WEBHOOK_EVENT_TYPES = env_list(
 FLOWDESK_DEMO = env_bool(
     "FLOWDESK_DEMO", default=FLOWS_ENGINE_ENABLED and not env_str("FLOWS_API_URL")
 )
+# The admin's Flows connection page warns when no webhook came in for this long.
+FLOWS_WEBHOOK_QUIET_MINUTES = env_int("FLOWS_WEBHOOK_QUIET_MINUTES", 60)
 FLOWS_SYNC_CONCURRENCY = env_int("FLOWS_SYNC_CONCURRENCY", 4)
 FLOWS_SYNC_SECONDS = env_float("FLOWS_SYNC_SECONDS", 60.0)
 

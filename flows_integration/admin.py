@@ -1,12 +1,15 @@
+from datetime import timedelta
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 import flowspec
@@ -311,8 +314,49 @@ class WebhookEventAdmin(ReadOnlyAdmin):
 
 
 @admin.register(ApiHealth)
-class ApiHealthAdmin(ReadOnlyAdmin):
-    list_display = ["__str__", "last_success_at", "consecutive_failures", "last_failure_at"]
+class ConnectionAdmin(ReadOnlyAdmin):
+    """The Flows connection page: which API and client Flowdesk uses, a test of its credentials,
+    the webhook URL to register with Sohar, and when the last verified webhook came in."""
+
+    def get_urls(self) -> list:
+        return [
+            path(
+                "test/",
+                self.admin_site.admin_view(require_POST(self.test_view)),
+                name="flows_integration_apihealth_test",
+            ),
+            *super().get_urls(),
+        ]
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        last_webhook = services.webhook_last_received_at()
+        quiet = timedelta(minutes=settings.FLOWS_WEBHOOK_QUIET_MINUTES)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Flows connection",
+            "api_url": settings.FLOWS_API_URL,
+            "client_id": settings.FLOWS_CLIENT_ID,
+            "embedded": settings.FLOWS_ENGINE_ENABLED
+            and settings.FLOWS_API_URL.startswith(("http://127.0.0.1", "http://localhost")),
+            "webhook_url": request.build_absolute_uri(reverse("flows_integration:webhook")),
+            "event_types": settings.FLOWS_WEBHOOK_EVENT_TYPES,
+            "last_webhook": last_webhook,
+            "webhooks_quiet": last_webhook is None or timezone.now() - last_webhook > quiet,
+            "quiet_minutes": settings.FLOWS_WEBHOOK_QUIET_MINUTES,
+            "health": services.health_get(),
+            **(extra_context or {}),
+        }
+        return TemplateResponse(request, "admin/flows_integration/connection.html", context)
+
+    def test_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        check = services.connection_check()
+        (messages.success if check.ok else messages.error)(request, check.message)
+        return HttpResponseRedirect(reverse("admin:flows_integration_apihealth_changelist"))
 
 
 @admin.register(SyncPass)

@@ -357,6 +357,12 @@ class FlowsClient:
 
     # -- Lifecycle ----------------------------------------------------------------------------
 
+    def check_credentials(self) -> None:
+        """Ask the server for a fresh token with our client credentials (the admin's connection
+        test); raises ``FlowsError`` (403 for credentials it refuses)."""
+        with self._token_lock:
+            self._fetch_token()
+
     def close(self) -> None:
         """Close the connection pool."""
         self._http.close()
@@ -803,6 +809,10 @@ def list_templates() -> list[TemplateSummary]:
 def get_template(template_id: str, version: int | None = None) -> TemplateDocument:
     """``FlowsClient.get_template`` on the default client."""
     return get_client().get_template(template_id, version=version)
+
+
+def check_credentials() -> None:
+    get_client().check_credentials()
 
 
 def publish_template(template_id: str, source: str) -> TemplateDocument:

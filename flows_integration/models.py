@@ -164,7 +164,7 @@ class ApiHealth(models.Model):
     last_error = models.CharField(max_length=500, blank=True)
 
     class Meta:
-        verbose_name = verbose_name_plural = "Flows API health"
+        verbose_name = verbose_name_plural = "Flows connection"
 
     def __str__(self) -> str:
         return "failing" if self.is_failing else "healthy"

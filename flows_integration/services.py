@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from django.conf import settings
@@ -235,6 +235,33 @@ def health_record_failure(error: Exception) -> None:
         last_failure_at=timezone.now(),
         consecutive_failures=F("consecutive_failures") + 1,
         last_error=str(error)[:500],
+    )
+
+
+@dataclass(frozen=True)
+class ConnectionCheck:
+    ok: bool
+    message: str
+
+
+def connection_check() -> ConnectionCheck:
+    """Ask the Flows API for a token with our credentials: the admin's "Test the connection"."""
+    try:
+        flows_client.check_credentials()
+    except flows_client.FlowsError as exc:
+        if exc.retryable:
+            health_record_failure(exc)
+        if exc.status in (401, 403):
+            return ConnectionCheck(False, "The Flows API refused the client id and secret.")
+        return ConnectionCheck(False, f"The Flows API could not be reached: {exc}")
+    health_record_success()
+    return ConnectionCheck(True, "The Flows API accepted the client id and secret.")
+
+
+def webhook_last_received_at() -> datetime | None:
+    """When the last verified webhook came in (only verified ones are stored)."""
+    return (
+        WebhookEvent.objects.order_by("-received_at").values_list("received_at", flat=True).first()
     )
 
 
