@@ -36,7 +36,7 @@ from flows_integration.models import (
     TemplateVersion,
     WebhookEvent,
 )
-from flows_integration.signals import run_status_changed
+from flows_integration.signals import RunChange, run_status_changed, runs_status_changed
 
 logger = logging.getLogger(__name__)
 
@@ -413,8 +413,8 @@ def mirror_apply_many(
     without locks finds the rows that look changed (a quiet chunk stops there, having locked and
     written nothing); then, in one transaction, one ``SELECT ... FOR UPDATE`` locks them, the
     comparison is made again under the lock, one ``bulk_update`` per set of changed fields and
-    one ``bulk_create`` of missing rows write them, and ``run_status_changed`` is sent for every
-    run whose status or state moved.
+    one ``bulk_create`` of missing rows write them, and ``runs_status_changed`` is sent once with
+    every run whose status or state moved.
     """
     by_id = {uuid.UUID(str(info.flow_run_id)): info for info in answers}
     # Importing a version not stored yet is an HTTP call: made before any lock is taken.
@@ -452,8 +452,15 @@ def mirror_apply_many(
             moved = [entry for entry in moved if entry[0].flow_run_id not in raced]
             results = [mirror_apply(by_id[run_id]) for run_id in raced]
             applied_alone = [result.run for result in results if result.changed]
-        for run, old_status, old_state in moved:
-            _announce(run, old_status, old_state)
+        changes = [
+            RunChange(run, old_status, run.status, run.state_id)
+            for run, old_status, old_state in moved
+            if (old_status, old_state) != (run.status, run.state_id)
+        ]
+        if changes:
+            # One announcement for the chunk: the review queue opens and closes its items
+            # set-wise (one by one, 10,000 Runs cost 80,000 statements).
+            runs_status_changed.send(sender=FlowRun, changes=changes)
     return [run for run, _, _ in moved] + applied_alone
 
 

@@ -8,11 +8,14 @@ class ReviewqueueConfig(AppConfig):
     def ready(self) -> None:
         from django.contrib.auth.signals import user_logged_in, user_logged_out
 
-        from flows_integration.signals import run_status_changed
+        from flows_integration.signals import run_status_changed, runs_status_changed
         from reviewqueue import receivers, services
 
         run_status_changed.connect(
             services.on_run_status_changed, dispatch_uid="reviewqueue.item_follow_run"
+        )
+        runs_status_changed.connect(
+            services.on_runs_status_changed, dispatch_uid="reviewqueue.items_follow_runs"
         )
         user_logged_in.connect(receivers.on_logged_in, dispatch_uid="reviewqueue.audit_login")
         user_logged_out.connect(receivers.on_logged_out, dispatch_uid="reviewqueue.audit_logout")

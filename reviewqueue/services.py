@@ -8,15 +8,15 @@ constraints, and ``select_for_update(skip_locked=True)`` for "get next".
 """
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import partial
+from functools import cache, partial
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Max, Q
 from django.utils import timezone
 
 import flowspec
@@ -30,6 +30,7 @@ from flows_integration.models import (
     WebhookEvent,
 )
 from flows_integration.services import health_record_failure, health_record_success
+from flows_integration.signals import RunChange
 from reviewqueue import roles
 from reviewqueue.models import (
     ACTIVE_STATUSES,
@@ -123,9 +124,17 @@ def route_for(run: FlowRun, state_id: str) -> tuple[Queue, int]:
     """The queue and priority for a pause: the state's route, else the template's, else the
     default queue."""
     routes = Route.objects.filter(template_id=run.template_id, state_id__in=[state_id, ""])
-    route = min(routes.select_related("queue"), key=lambda r: r.state_id == "", default=None)
+    return _routed(list(routes.select_related("queue")), run, state_id, default_queue)
+
+
+def _routed(
+    routes: list[Route], run: FlowRun, state_id: str, default: Callable[[], Queue]
+) -> tuple[Queue, int]:
+    """``route_for`` over routes already read (any of the template's)."""
+    fitting = [route for route in routes if route.state_id in (state_id, "")]
+    route = min(fitting, key=lambda r: r.state_id == "", default=None)
     if route is None:
-        return default_queue(), 0
+        return default(), 0
     return route.queue, _priority(route, run)
 
 
@@ -276,6 +285,127 @@ def _failed_input_to_draft(item: ReviewItem) -> None:
     if failed is not None:
         _submission_transition(failed, SubmissionStatus.REFUSED)
         failed.save()
+
+
+def on_runs_status_changed(*, changes: list[RunChange], **_: Any) -> None:
+    """``runs_status_changed`` receiver (a reconcile chunk): ``item_open`` and ``item_close``
+    set-wise, a fixed number of statements per chunk. The rare cases they treat specially (an
+    item still sending or needing attention, a Run moving between pauses) go one by one."""
+    closing = [c for c in changes if c.old_status == RunStatus.PENDING]
+    if closing:
+        _items_close_many(closing)
+    pausing = [c for c in changes if c.new_status == RunStatus.PENDING]
+    if pausing:
+        _items_open_many(pausing)
+
+
+def _items_close_many(changes: list[RunChange]) -> None:
+    new_status = {change.run.pk: change.new_status for change in changes}
+    runs = {change.run.pk: change.run for change in changes}
+    active = ReviewItem.objects.select_for_update().filter(
+        run_id__in=list(runs), status__in=ACTIVE_STATUSES
+    )
+    closed: list[ReviewItem] = []
+    sending: list[int] = []
+    for item in active.order_by("pk"):
+        if item.status == ItemStatus.SENDING:
+            sending.append(item.run_id)
+        elif (
+            item.status == ItemStatus.NEEDS_ATTENTION
+            or new_status[item.run_id] == RunStatus.PENDING
+        ):
+            # A submission to settle, or a Run that moved to another pause: the careful way.
+            item_close(run=runs[item.run_id], new_status=new_status[item.run_id])
+        else:
+            _transition(
+                item,
+                ItemStatus.RESUMED
+                if item.status == ItemStatus.DELIVERED
+                else ItemStatus.SUPERSEDED,
+            )
+            closed.append(item)
+    if closed:
+        ReviewItem.objects.bulk_update(
+            closed, ["status", "status_changed_at", "closed_at", "lease_until", "claimed_by"]
+        )
+        AuditEvent.objects.bulk_create(
+            AuditEvent(
+                action="item.resumed" if item.status == ItemStatus.RESUMED else "item.superseded",
+                item=item,
+                flow_run_id=item.run_ref,
+                detail={"run_status": new_status[item.run_id]},
+            )
+            for item in closed
+        )
+    for submission_id in Submission.objects.filter(
+        item__run_id__in=sending, item__status=ItemStatus.SENDING, status=SubmissionStatus.PENDING
+    ).values_list("pk", flat=True):
+        transaction.on_commit(partial(_enqueue_delivery, submission_id), robust=True)
+
+
+def _items_open_many(changes: list[RunChange]) -> None:
+    run_ids = [change.run.pk for change in changes]
+    versions = TemplateVersion.objects.in_bulk({change.run.version_id for change in changes})
+    active = {
+        item.run_id: item
+        for item in ReviewItem.objects.filter(run_id__in=run_ids, status__in=ACTIVE_STATUSES)
+    }
+    episodes = dict(
+        ReviewItem.objects.filter(run_id__in=run_ids)
+        .values_list("run_id")
+        .annotate(latest=Max("episode"))
+        .values_list("run_id", "latest")
+    )
+    routes: dict[int, list[Route]] = {}
+    for route in Route.objects.filter(
+        template_id__in={version.template_id for version in versions.values()}
+    ).select_related("queue"):
+        routes.setdefault(route.template_id, []).append(route)
+    unrouted = cache(default_queue)  # read once per chunk, if at all
+    now = timezone.now()
+    new: list[ReviewItem] = []
+    for change in changes:
+        run, state_id = change.run, change.state_id
+        version = versions.get(run.version_id)
+        if version is None or not state_id or version.callback_state(state_id) is None:
+            continue  # in triage (see item_open)
+        if run.pk in active:
+            item_open(run=run, state_id=state_id)  # a pause announced twice, or the next one
+            continue
+        queue, priority = _routed(routes.get(version.template_id, []), run, state_id, unrouted)
+        new.append(
+            ReviewItem(
+                run=run,
+                episode=episodes.get(run.pk, 0) + 1,
+                queue=queue,
+                version=version,
+                state_id=state_id,
+                priority=priority,
+                opened_at=now,
+                status_changed_at=now,
+                due_at=now + queue.sla,
+                patient_name=patient_name(run.input_data),
+                run_ref=str(run.flow_run_id),
+            )
+        )
+    if not new:
+        return
+    try:
+        with transaction.atomic():  # a savepoint: a webhook's refresh may have opened one
+            ReviewItem.objects.bulk_create(new)
+    except IntegrityError:
+        for item in new:
+            item_open(run=item.run, state_id=item.state_id)
+        return
+    AuditEvent.objects.bulk_create(
+        AuditEvent(
+            action="item.opened",
+            item=item,
+            flow_run_id=item.run_ref,
+            detail={"queue": item.queue_id, "state": item.state_id},
+        )
+        for item in new
+    )
 
 
 def on_run_status_changed(

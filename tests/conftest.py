@@ -143,17 +143,24 @@ def receiver_registered(live_server, settings):
 
 @pytest.fixture
 def status_changes():
-    """Every ``run_status_changed`` signal sent during the test, as tuples."""
-    from flows_integration.signals import run_status_changed
+    """Every change announced during the test, one Run at a time (``run_status_changed``) or a
+    reconcile chunk at once (``runs_status_changed``), as tuples in the order announced."""
+    from flows_integration.signals import run_status_changed, runs_status_changed
 
     seen: list[tuple[str, str, str, str]] = []
 
     def record(sender, run, old_status, new_status, state_id, **kwargs):
         seen.append((str(run.flow_run_id), old_status, new_status, state_id))
 
+    def record_many(sender, changes, **kwargs):
+        for change in changes:
+            record(sender, change.run, change.old_status, change.new_status, change.state_id)
+
     run_status_changed.connect(record, weak=False)
+    runs_status_changed.connect(record_many, weak=False)
     yield seen
     run_status_changed.disconnect(record)
+    runs_status_changed.disconnect(record_many)
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ from django.test.utils import CaptureQueriesContext
 
 from flows_integration import client, services
 from flows_integration.models import FlowRun, SyncLease, SyncPass
-from flows_integration.signals import run_status_changed
+from flows_integration.signals import runs_status_changed
 from tests.documents import SIGN_OFF
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -85,15 +85,16 @@ def test_the_signal_is_sent_inside_the_transaction_after_the_row_is_written():
     run = mirror()
     seen = []
 
-    def receiver(sender, run, old_status, new_status, state_id, **kwargs):
-        stored = FlowRun.objects.get(pk=run.pk)
-        seen.append((connection.in_atomic_block, stored.status, sender))
+    def receiver(sender, changes, **kwargs):
+        for change in changes:
+            stored = FlowRun.objects.get(pk=change.run.pk)
+            seen.append((connection.in_atomic_block, stored.status, sender))
 
-    run_status_changed.connect(receiver, weak=False)
+    runs_status_changed.connect(receiver, weak=False)
     try:
         apply_many([answer(run, "PENDING", state_id="collect-member-id")])
     finally:
-        run_status_changed.disconnect(receiver)
+        runs_status_changed.disconnect(receiver)
     assert seen == [(True, "PENDING", FlowRun)]
 
 
@@ -103,12 +104,12 @@ def test_a_receiver_that_fails_rolls_the_chunk_back():
     def receiver(**kwargs):
         raise RuntimeError("the review queue could not open its item")
 
-    run_status_changed.connect(receiver, weak=False)
+    runs_status_changed.connect(receiver, weak=False)
     try:
         with pytest.raises(RuntimeError):
             apply_many([answer(run, "PENDING", state_id="collect-member-id") for run in runs])
     finally:
-        run_status_changed.disconnect(receiver)
+        runs_status_changed.disconnect(receiver)
     assert set(FlowRun.objects.values_list("status", flat=True)) == {"IN_PROGRESS"}
 
 
