@@ -369,8 +369,11 @@ def _items_open_many(changes: list[RunChange]) -> None:
         version = versions.get(run.version_id)
         if version is None or not state_id or version.callback_state(state_id) is None:
             continue  # in triage (see item_open)
-        if run.pk in active:
-            item_open(run=run, state_id=state_id)  # a pause announced twice, or the next one
+        standing = active.get(run.pk)
+        if standing is not None:
+            if standing.state_id == state_id and standing.status != ItemStatus.DELIVERED:
+                continue  # the same pause, announced twice
+            item_open(run=run, state_id=state_id)  # the next pause: the careful way
             continue
         queue, priority = _routed(routes.get(version.template_id, []), run, state_id, unrouted)
         new.append(
