@@ -14,6 +14,7 @@ class Command(BaseCommand):
         "templates: this is how Flowdesk learns a version's callback states and their forms. "
         "The same checks as the admin's 'Store a template copy for forms'."
     )
+
     def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
         # --version is the template version's, not Django's release (which it replaces).
         return super().create_parser(prog_name, subcommand, conflict_handler="resolve", **kwargs)
