@@ -176,7 +176,7 @@ def _world(
     try:
         _database_create(database_url)
         manage(env, log_dir, "migrate", "--noinput")
-        manage(env, log_dir, "load_demo", "--base-url", base_url)
+        manage(env, log_dir, "load_demo", "--base-url", base_url, "--demo")
         bus.flushdb()
         _start_web(world, port)
         if config.worker:
