@@ -893,7 +893,7 @@ def _reconcile_child(spec_path: str, out_path: str) -> None:
 
     from flows_integration import services
     from flows_integration.models import FlowRun, RunStatus, TemplateVersion
-    from reviewqueue.models import AuditEvent, ReviewItem
+    from reviewqueue.models import ACTIVE_STATUSES, ItemStatus, ReviewItem
 
     spec = json.loads(Path(spec_path).read_text())
     run_ids = [uuid.UUID(r) for r in spec["run_ids"]]
@@ -920,8 +920,10 @@ def _reconcile_child(spec_path: str, out_path: str) -> None:
 
     def reset() -> None:
         # Every round opens its 10,000 items: the review queue's work is part of the pass.
-        AuditEvent.objects.all().delete()
-        ReviewItem.objects.all().delete()
+        # (The audit log is append-only, so the last round's items are closed, not deleted.)
+        ReviewItem.objects.filter(status__in=ACTIVE_STATUSES).update(
+            status=ItemStatus.SUPERSEDED, closed_at=created
+        )
         FlowRun.objects.update(
             status=RunStatus.IN_PROGRESS,
             state_id="",
