@@ -85,6 +85,31 @@
   setInterval(tick, 1000);
   document.addEventListener("htmx:afterSettle", tick);
 
+  // "Get next item" and "Submit and next" claim an item and load its page: focus its first
+  // field there, as a claim made on the page does, rather than leave a keyboard user at the top
+  // with eight stops to Tab through. The loaded page cannot tell how it was reached, so the
+  // button leaves it a note for one page load.
+  var FIRST_FIELD = "#schema-form input:not([type=hidden]), #schema-form select, #schema-form textarea";
+  var FOCUS_NOTE = "flowdesk.focusFirstField";
+  document.addEventListener("submit", function (event) {
+    var by = event.submitter;
+    if (!by || !(by.id === "get-next" || (by.name === "next" && by.form && by.form.id === "review-form"))) return;
+    try { sessionStorage.setItem(FOCUS_NOTE, "1"); } catch (e) { /* storage off: no harm */ }
+  }, true);
+  // A submit that stays on this page (errors, a refusal) leaves no note for a later load.
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var xhr = event.detail.xhr;
+    if (event.detail.elt.id !== "review-form" || (xhr && xhr.getResponseHeader("HX-Redirect"))) return;
+    try { sessionStorage.removeItem(FOCUS_NOTE); } catch (e) { /* storage off */ }
+  });
+  try {
+    if (sessionStorage.getItem(FOCUS_NOTE)) {
+      sessionStorage.removeItem(FOCUS_NOTE);
+      var first = document.querySelector(FIRST_FIELD);
+      if (first) first.focus();
+    }
+  } catch (e) { /* storage off: focus stays at the top */ }
+
   // Focus after the item panel is swapped: on the error summary when there are errors, on the
   // first field after a claim, and otherwise where it was (or on the status, never <body>).
   var lastFocusId = null;
@@ -102,7 +127,7 @@
     var target = null;
     if (summary) target = summary;
     else if (/\/claim\/$/.test(path)) {
-      target = panel.querySelector("#schema-form input:not([type=hidden]), #schema-form select, #schema-form textarea");
+      target = panel.querySelector(FIRST_FIELD);
     } else if (document.activeElement === document.body || !document.activeElement) {
       target = (lastFocusId && document.getElementById(lastFocusId)) || panel.querySelector("#item-status");
     }

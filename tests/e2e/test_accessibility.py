@@ -298,6 +298,7 @@ def test_the_admin_preview_of_a_template_version(live_server, page, demo_queue, 
 # the page (which element has focus, what a field holds) to decide the next key.
 
 MAX_TABS = 60
+FIRST_FIELD = "input:not([type=hidden]), select, textarea"
 # htmx marks the element whose request is in flight, and the part being swapped and settled.
 BUSY = ".htmx-request, .htmx-swapping, .htmx-settling"
 
@@ -579,9 +580,39 @@ def test_a_keyboard_alone_gets_the_next_item_fills_it_and_submits(
     form = page.locator("#review-form")
     expect(form).to_be_visible()
     expect(page.locator("#item-status")).to_have_text("Claimed")
+    # The claimed item opens with its first field in focus, as a claim on its page does.
+    expect(form.locator(FIRST_FIELD).first).to_be_focused()
     fill(page, form)
     press_button(page, form.get_by_role("button", name="Submit", exact=True))
 
     expect(page.locator("#item-status")).to_have_text(re.compile("Sending|Delivered"))
     assert Submission.objects.get(item=item).input == answer
+    assert page.evaluate("window.__pointerPresses") == 0
+
+
+def test_the_queue_keys_get_the_next_item_and_submit_and_next_opens_the_one_after(
+    live_server, page, demo_queue, reviewer
+):
+    first, second = demo_item("close-request"), demo_item("close-request")
+    page.add_init_script(POINTER_WATCH)
+    signed_in(page, live_server, reviewer)
+    page.goto(f"{live_server.url}/")
+    expect(page.locator("table.queue tr[data-href]")).to_have_count(2)
+    page.keyboard.press("n")  # the queue's key for "Get next item"
+
+    done = page.locator("#review-form").get_by_label("Next step carried out")
+    expect(done).to_be_focused()
+    opened = page.url
+    page.keyboard.press("Space")
+    press_button(page, page.get_by_role("button", name="Submit and next"))
+
+    # The other item opens, with its first field in focus again.
+    expect(page).not_to_have_url(opened)
+    expect(page.locator("#item-status")).to_have_text("Claimed")
+    expect(page.locator("#review-form").get_by_label("Next step carried out")).to_be_focused()
+    submitted = Submission.objects.get()
+    assert submitted.item_id in (first.pk, second.pk)
+    assert submitted.input == {"done": True}
+    other = second if submitted.item_id == first.pk else first
+    assert page.url.endswith(f"/items/{other.pk}/")
     assert page.evaluate("window.__pointerPresses") == 0
