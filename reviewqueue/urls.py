@@ -1,6 +1,6 @@
 from django.urls import path
 
-from reviewqueue import views
+from reviewqueue import run_views, views
 
 app_name = "reviewqueue"
 
@@ -9,6 +9,9 @@ urlpatterns = [
     path("next/", views.get_next, name="get_next"),
     path("preferences/", views.preferences, name="preferences"),
     path("triage/", views.triage, name="triage"),
+    path("runs/", run_views.run_list, name="runs"),
+    path("runs/<uuid:flow_run_id>/", run_views.run_detail, name="run"),
+    path("runs/<uuid:flow_run_id>/resync/", run_views.run_resync, name="run_resync"),
     path("items/<int:pk>/", views.item_detail, name="item"),
     path("items/<int:pk>/claim/", views.item_claim, name="item_claim"),
     path("items/<int:pk>/release/", views.item_release, name="item_release"),
