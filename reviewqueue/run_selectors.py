@@ -18,7 +18,7 @@ from django.utils.dateparse import parse_date
 
 from flows_integration.models import FlowRun, RunStatus, WebhookEvent
 from reviewqueue import roles, selectors
-from reviewqueue.models import AuditEvent, ReviewItem, Submission
+from reviewqueue.models import ACTIVE_STATUSES, AuditEvent, ReviewItem, Submission
 from reviewqueue.selectors import AUDIT_TEXT, TimelineEntry, state_title
 
 
@@ -32,7 +32,11 @@ def runs_visible_to(user: Any, *, may_triage: bool | None = None) -> QuerySet[Fl
     visible_item = selectors.items_visible_to(user).filter(run=OuterRef("pk"))
     seen = Q(Exists(visible_item))
     if roles.can_triage(user) if may_triage is None else may_triage:
-        seen |= ~Q(Exists(ReviewItem.objects.filter(run=OuterRef("pk"))))
+        items = ReviewItem.objects.filter(run=OuterRef("pk"))
+        # ...and every Run in triage, as the triage page shows them, even one whose earlier
+        # pause was an item of a queue they do not see.
+        active = items.filter(status__in=ACTIVE_STATUSES)
+        seen |= ~Q(Exists(items)) | (Q(status=RunStatus.PENDING) & ~Q(Exists(active)))
     return runs.filter(seen)
 
 

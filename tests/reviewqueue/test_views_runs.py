@@ -83,6 +83,17 @@ def test_a_flow_admin_sees_the_runs_without_items(client, flow_admin, world):
     assert shown == {world["triage"], world["running"], world["finished"]}
 
 
+def test_a_flow_admin_sees_a_run_in_triage_whose_earlier_item_was_another_teams(
+    client, flow_admin, world
+):
+    """The triage page shows every Run in triage to those who triage; so does the explorer."""
+    ReviewItem.objects.filter(run__flow_run_id=world["billing"]).update(
+        status="superseded", closed_at=timezone.now()
+    )
+    shown = set(listed(login(client, flow_admin).get(RUNS, {"triage": "1"})))
+    assert shown == {world["triage"], world["billing"]}
+
+
 def test_a_person_in_no_team_sees_an_empty_list(client, django_user_model, world):
     nobody = django_user_model.objects.create_user("dan")
     response = login(client, nobody).get(RUNS)
