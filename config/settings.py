@@ -96,6 +96,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "flows_integration",
     "reviewqueue",
+    "intake",
 ]
 if FLOWS_ENGINE_ENABLED:
     INSTALLED_APPS.append("flows_engine")

@@ -12,6 +12,7 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("flows/", include("flows_integration.urls")),
+    path("", include("intake.urls")),
     path("", include("reviewqueue.urls")),
 ]
 
