@@ -73,11 +73,25 @@
     inFlight.set(event.detail.xhr, { form: form, sent: rowAction ? null : valuesOf(form) });
   });
 
+  // While a part is being swapped, the old part and the new one are both in the form for a
+  // moment, and removing a focused field that was typed in fires its "change" right then: an
+  // autosave serialized at that moment would carry every field twice. Requests asked for during
+  // the swap wait until it is over (and what was typed has been put back).
+  var swapping = new WeakMap(); // form -> requests waiting for the swap to end
+
+  document.addEventListener("htmx:confirm", function (event) {
+    var form = event.detail.elt.closest && event.detail.elt.closest("form");
+    if (!form || !swapping.has(form)) return;
+    event.preventDefault();
+    swapping.get(form).push(event.detail.issueRequest);
+  });
+
   document.addEventListener("htmx:beforeSwap", function (event) {
     var state = inFlight.get(event.detail.xhr);
     if (!state) return;
     state.live = valuesOf(state.form);
     state.focus = focusOf(state.form);
+    if (event.detail.shouldSwap) swapping.set(state.form, []);
   });
 
   document.addEventListener("htmx:afterSwap", function (event) {
@@ -85,6 +99,8 @@
     if (!state) return;
     inFlight.delete(event.detail.xhr);
     var form = state.form;
+    var waiting = swapping.get(form) || [];
+    swapping.delete(form);
     if (state.sent) {
       var names = Object.keys(state.live).concat(Object.keys(state.sent));
       names.forEach(function (name) {
@@ -102,6 +118,7 @@
       }
     }
     refreshSummary(form);
+    waiting.forEach(function (issue) { issue(true); });
   });
 
   // htmx binds a fresh part's controls only when it settles, a moment after the swap: a choice
