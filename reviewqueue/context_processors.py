@@ -17,4 +17,6 @@ def flows_health(request: HttpRequest) -> dict[str, object]:
     return {
         "flows_health": SimpleLazyObject(lambda: ApiHealth.objects.filter(pk=1).first()),
         "flows_health_detail": SimpleLazyObject(lambda: roles.is_supervisor(request.user)),
+        # The Triage link in the top bar.
+        "can_triage": SimpleLazyObject(lambda: roles.can_triage(request.user)),
     }

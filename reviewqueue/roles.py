@@ -10,6 +10,7 @@ SUPERVISOR = "Supervisor"
 FLOW_ADMIN = "Flow admin"
 
 SUPERVISE = "reviewqueue.supervise_item"
+STORE_VERSIONS = "flows_integration.add_templateversion"
 
 
 def is_supervisor(user: Any) -> bool:
@@ -18,13 +19,9 @@ def is_supervisor(user: Any) -> bool:
 
 
 def can_triage(user: Any) -> bool:
-    """Supervisors and flow admins say which template a Run started elsewhere is."""
-    return bool(
-        user.is_active
-        and (
-            is_supervisor(user) or user.is_superuser or user.groups.filter(name=FLOW_ADMIN).exists()
-        )
-    )
+    """Supervisors and flow admins (who store template versions) say which template a Run
+    started elsewhere is. Permissions, not group names: they are read once per request."""
+    return bool(user.is_active and (is_supervisor(user) or user.has_perm(STORE_VERSIONS)))
 
 
 def display_name(user: Any) -> str:

@@ -207,9 +207,12 @@ def role_groups(db) -> None:
 
     from django.contrib.auth.models import Group, Permission
 
-    migration = import_module("reviewqueue.migrations.0002_roles_default_queue_audit")
-    for name, wanted in migration.ROLE_PERMISSIONS.items():
-        group, _ = Group.objects.get_or_create(name=name)
-        group.permissions.add(
-            *(Permission.objects.get(content_type__app_label=a, codename=c) for a, c in wanted)
-        )
+    for module in (
+        "reviewqueue.migrations.0002_roles_default_queue_audit",
+        "intake.migrations.0002_start_run_roles",
+    ):
+        for name, wanted in import_module(module).ROLE_PERMISSIONS.items():
+            group, _ = Group.objects.get_or_create(name=name)
+            group.permissions.add(
+                *(Permission.objects.get(content_type__app_label=a, codename=c) for a, c in wanted)
+            )
