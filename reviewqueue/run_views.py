@@ -7,6 +7,7 @@ every request; neither polls, so no request header can decide whether a read is 
 
 import uuid
 
+from django.apps import apps
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
@@ -25,8 +26,13 @@ def _ip(request: HttpRequest) -> str | None:
 
 def _run_for_user(request: HttpRequest, flow_run_id: uuid.UUID) -> FlowRun:
     """The Run, if the user may see it; 404 otherwise (guessing ids shows nothing)."""
+    related = ["template", "version__template"]
+    if apps.is_installed("intake"):
+        # How it was started, when Flowdesk started it (by the relation's name: the review
+        # queue never imports the intake app, which builds on it).
+        related.append("started__client")
     return get_object_or_404(
-        run_selectors.runs_visible_to(request.user).select_related("template", "version__template"),
+        run_selectors.runs_visible_to(request.user).select_related(*related),
         flow_run_id=flow_run_id,
     )
 
@@ -78,6 +84,8 @@ def run_detail(request: HttpRequest, flow_run_id: uuid.UUID) -> HttpResponse:
         "output_rows": selectors.output_rows(document, run.output),
         "run_errors": selectors.run_errors(document, run.errors),
         "step": selectors.state_title(document, run.state_id) if run.state_id else "",
+        # A reverse one-to-one with no row raises a subclass of AttributeError: None here.
+        "started": getattr(run, "started", None),
         "is_supervisor": roles.is_supervisor(request.user),
     }
     return render(request, "reviewqueue/run.html", context)

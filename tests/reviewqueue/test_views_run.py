@@ -164,6 +164,16 @@ def test_the_timeline_tells_every_status_and_what_people_did(client, supervisor,
     assert not [text for text in timeline if "viewed" in text.lower()]
 
 
+def test_a_run_started_through_the_intake_api_names_its_system_and_external_id(
+    client, supervisor, item
+):
+    from tests.reviewqueue.test_views_runs import started_by_api
+
+    started_by_api(item.run, "EHR-000123")
+    html = login(client, supervisor).get(page(item.run)).content.decode()
+    assert "Started in Flowdesk: Intake API by EHR, external id <code>EHR-000123</code>" in html
+
+
 def test_another_queues_item_of_the_same_run_is_left_out(client, reviewer, outsider, item):
     """A Run is visible through one item; another team's item of it is not shown."""
     assert login(client, outsider).get(page(item.run)).status_code == 404

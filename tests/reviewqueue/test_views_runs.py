@@ -198,6 +198,51 @@ def test_search_finds_only_runs_that_start_so(client, supervisor):
     ]
 
 
+def started_by_api(run: FlowRun, external_id: str, client_name: str = "EHR") -> None:
+    """``run`` as the intake API started it for a calling system, under its external id."""
+    from intake.models import ApiClient, Source, StartedRun
+
+    client, created = ApiClient.objects.get_or_create(name=client_name)
+    if created:
+        client.token_issue()
+        client.save()
+    StartedRun.objects.create(
+        source=Source.API,
+        client=client,
+        external_id=external_id,
+        template_id="prior-authorization",
+        version=1,
+        flow_run=run,
+    )
+
+
+def test_search_by_external_id(client, supervisor, world):
+    started_by_api(FlowRun.objects.get(flow_run_id=world["running"]), "EHR-000123")
+    other = mirrored()
+    started_by_api(other, "EHR-000123", client_name="Scheduler")  # another system, same id
+    started_by_api(mirrored(), "EHR-000124")
+    login(client, supervisor)
+    found = set(listed(client.get(RUNS, {"q": "EHR-000123"})))
+    assert found == {world["running"], str(other.flow_run_id)}
+    assert listed(client.get(RUNS, {"q": "EHR-0001"})) == []  # whole, as the system wrote it
+
+
+def test_an_external_id_that_looks_like_a_run_id_finds_both(client, supervisor):
+    by_id = mirrored(flow_run_id=uuid.UUID("beef0000-0000-4000-8000-000000000001"))
+    by_external_id = mirrored(flow_run_id=uuid.UUID("0000beef-0000-4000-8000-000000000001"))
+    started_by_api(by_external_id, "beef")
+    response = login(client, supervisor).get(RUNS, {"q": "beef"})
+    assert set(listed(response)) == {str(by_id.flow_run_id), str(by_external_id.flow_run_id)}
+
+
+def test_search_by_external_id_stays_within_what_the_person_may_see(client, reviewer, world):
+    started_by_api(FlowRun.objects.get(flow_run_id=world["billing"]), "ACCT-9")
+    started_by_api(FlowRun.objects.get(flow_run_id=world["clinical"]), "ACCT-10")
+    login(client, reviewer)
+    assert listed(client.get(RUNS, {"q": "ACCT-9"})) == []
+    assert listed(client.get(RUNS, {"q": "ACCT-10"})) == [world["clinical"]]
+
+
 @pytest.mark.parametrize("text", ["abc", "Maria", "zzzz", "abcd'--", "x" * 100, "\x00abcd"])
 def test_search_for_anything_else_finds_nothing(client, supervisor, world, text):
     response = login(client, supervisor).get(RUNS, {"q": text})
