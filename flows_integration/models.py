@@ -103,6 +103,8 @@ class FlowRun(models.Model):
         ordering = ["-created_at"]
         indexes = [
             models.Index(fields=["status", "synced_at"], name="mirror_run_status_sync_idx"),
+            # The Runs explorer lists newest first.
+            models.Index(fields=["-created_at"], name="mirror_run_created_idx"),
         ]
 
     def __str__(self) -> str:

@@ -198,27 +198,34 @@ def item_open(*, run: FlowRun, state_id: str) -> ReviewItem | None:
         if active.status == ItemStatus.SENDING:
             return None  # its delivery task settles it, then opens this pause
     queue, priority = route_for(run, state_id)
-    now = timezone.now()
     try:
         with transaction.atomic():
-            item = ReviewItem.objects.create(
-                run=run,
-                episode=(latest.episode if latest is not None else 0) + 1,
-                queue=queue,
-                version=version,
-                state_id=state_id,
-                priority=priority,
-                opened_at=now,
-                status_changed_at=now,
-                due_at=now + queue.sla,
-                patient_name=patient_name(run.input_data),
-                run_ref=str(run.flow_run_id),
+            item = _new_item(
+                run, version, state_id, (latest.episode if latest is not None else 0) + 1
             )
+            item.queue, item.priority, item.due_at = queue, priority, item.opened_at + queue.sla
+            item.save(force_insert=True)
     except IntegrityError:
         # Two signals for the same pause at the same moment: the other one opened it.
         return None
     audit_record(action="item.opened", item=item, queue=queue.pk, state=state_id)
     return item
+
+
+def _new_item(run: FlowRun, version: TemplateVersion, state_id: str, episode: int) -> ReviewItem:
+    """An item for a Run's pause, not saved yet; its queue, priority and due time are the
+    caller's (routed one by one, or from routes read for a whole chunk)."""
+    now = timezone.now()
+    return ReviewItem(
+        run=run,
+        episode=episode,
+        version=version,
+        state_id=state_id,
+        opened_at=now,
+        status_changed_at=now,
+        patient_name=patient_name(run.input_data),
+        run_ref=str(run.flow_run_id),
+    )
 
 
 def item_close(*, run: FlowRun, new_status: str) -> ReviewItem | None:
@@ -362,7 +369,6 @@ def _items_open_many(changes: list[RunChange]) -> None:
     ).select_related("queue"):
         routes.setdefault(route.template_id, []).append(route)
     unrouted = cache(default_queue)  # read once per chunk, if at all
-    now = timezone.now()
     new: list[ReviewItem] = []
     for change in changes:
         run, state_id = change.run, change.state_id
@@ -375,22 +381,10 @@ def _items_open_many(changes: list[RunChange]) -> None:
                 continue  # the same pause, announced twice
             item_open(run=run, state_id=state_id)  # the next pause: the careful way
             continue
+        item = _new_item(run, version, state_id, episodes.get(run.pk, 0) + 1)
         queue, priority = _routed(routes.get(version.template_id, []), run, state_id, unrouted)
-        new.append(
-            ReviewItem(
-                run=run,
-                episode=episodes.get(run.pk, 0) + 1,
-                queue=queue,
-                version=version,
-                state_id=state_id,
-                priority=priority,
-                opened_at=now,
-                status_changed_at=now,
-                due_at=now + queue.sla,
-                patient_name=patient_name(run.input_data),
-                run_ref=str(run.flow_run_id),
-            )
-        )
+        item.queue, item.priority, item.due_at = queue, priority, item.opened_at + queue.sla
+        new.append(item)
     if not new:
         return
     try:

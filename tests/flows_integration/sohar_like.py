@@ -13,10 +13,19 @@ applied and its reply be lost (dropped, reset, hung).
 
 import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.flows_integration.faulty_server import Behaviour, FaultyServer, Recorded
+from flows_integration import client as flows_client
+from tests.flows_integration.faulty_server import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    Behaviour,
+    FaultyServer,
+    Recorded,
+)
 
 
 @dataclass
@@ -99,3 +108,17 @@ def applied_then(lose_reply: Behaviour) -> Behaviour:
         lose_reply(handler, request)
 
     return behave
+
+
+@contextmanager
+def flowdesk_pointed_at(server: SoharLikeServer, settings: Any) -> Iterator[SoharLikeServer]:
+    """Flowdesk's client talking to ``server`` (pytest-django's ``settings`` put back after)."""
+    with server:
+        settings.FLOWS_API_URL = server.url
+        settings.FLOWS_CLIENT_ID = CLIENT_ID
+        settings.FLOWS_CLIENT_SECRET = CLIENT_SECRET
+        flows_client.reset_client()
+        try:
+            yield server
+        finally:
+            flows_client.reset_client()

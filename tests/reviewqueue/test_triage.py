@@ -13,13 +13,12 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
-from flows_integration import client as flows_client
 from flows_integration import services as integration
 from flows_integration.models import FlowRun, PauseRule, TemplateVersion
 from reviewqueue import selectors, services
 from reviewqueue.models import AuditEvent, ItemStatus, ReviewItem, Route
-from tests.flows_integration.faulty_server import CLIENT_ID, CLIENT_SECRET, Recorded
-from tests.flows_integration.sohar_like import SoharLikeServer
+from tests.flows_integration.faulty_server import Recorded
+from tests.flows_integration.sohar_like import SoharLikeServer, flowdesk_pointed_at
 from tests.reviewqueue.test_unconfirmed import TWO_PAUSES
 
 OTHER_LOOKS = TWO_PAUSES.replace("name: Two looks", "name: Other looks")
@@ -29,13 +28,8 @@ OTHER_LOOKS = TWO_PAUSES.replace("name: Two looks", "name: Other looks")
 def sohar(settings, monkeypatch) -> Iterator[SoharLikeServer]:
     # Webhooks are processed by the test itself, in order, instead of by a worker.
     monkeypatch.setattr(integration, "_enqueue_event", lambda event_id: None)
-    with SoharLikeServer(["first-look", "second-look"]) as server:
-        settings.FLOWS_API_URL = server.url
-        settings.FLOWS_CLIENT_ID = CLIENT_ID
-        settings.FLOWS_CLIENT_SECRET = CLIENT_SECRET
-        flows_client.reset_client()
+    with flowdesk_pointed_at(SoharLikeServer(["first-look", "second-look"]), settings) as server:
         yield server
-    flows_client.reset_client()
 
 
 @pytest.fixture

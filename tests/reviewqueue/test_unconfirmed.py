@@ -12,13 +12,12 @@ from collections.abc import Iterator
 import pytest
 from django.urls import reverse
 
-from flows_integration import client as flows_client
 from flows_integration import services as integration
 from flows_integration.models import FlowRun
 from reviewqueue import services
 from reviewqueue.models import Draft, ItemStatus, ReviewItem, Route, SubmissionStatus
-from tests.flows_integration.faulty_server import CLIENT_ID, CLIENT_SECRET, drop, hang, reset
-from tests.flows_integration.sohar_like import SoharLikeServer, applied_then
+from tests.flows_integration.faulty_server import drop, hang, reset
+from tests.flows_integration.sohar_like import SoharLikeServer, applied_then, flowdesk_pointed_at
 from tests.reviewqueue import test_delivery
 from tests.reviewqueue.conftest import pause_run
 from tests.reviewqueue.test_delivery import actions, move
@@ -62,16 +61,11 @@ ANSWER = {"note": "first look's answer"}
 
 @pytest.fixture
 def sohar(settings) -> Iterator[SoharLikeServer]:
-    with SoharLikeServer(PAUSES) as server:
-        settings.FLOWS_API_URL = server.url
-        settings.FLOWS_CLIENT_ID = CLIENT_ID
-        settings.FLOWS_CLIENT_SECRET = CLIENT_SECRET
-        settings.FLOWS_CONNECT_TIMEOUT = 0.5
-        settings.FLOWS_READ_TIMEOUT = 1.0
-        settings.REVIEW_SUBMIT_ATTEMPTS = 3
-        flows_client.reset_client()
+    settings.FLOWS_CONNECT_TIMEOUT = 0.5
+    settings.FLOWS_READ_TIMEOUT = 1.0
+    settings.REVIEW_SUBMIT_ATTEMPTS = 3
+    with flowdesk_pointed_at(SoharLikeServer(PAUSES), settings) as server:
         yield server
-    flows_client.reset_client()
 
 
 @pytest.fixture
