@@ -47,6 +47,10 @@ def _point_broker_at(url: str, transport_options: dict) -> None:
     """Switch the app's broker; its cached pools would otherwise keep the old connection.
     (kombu keeps one pool per broker URL, so each URL's pool stays usable for later.)"""
     celery_app.conf.broker_url = url
+    # Celery resolves the read and write URLs from broker_url once; publishing uses the write
+    # URL, so without these a "broker down" test would still publish to the real Redis.
+    celery_app.conf.broker_write_url = url
+    celery_app.conf.broker_read_url = url
     # The file-system broker is named by its transport (config.broker), which outranks the
     # URL's scheme: keep it only for the file-system URL.
     celery_app.conf.broker_transport = (
