@@ -4,14 +4,13 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('flows_integration', '0005_flows_connection'),
+        ("flows_integration", "0005_flows_connection"),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='flowrun',
-            index=models.Index(fields=['-created_at'], name='mirror_run_created_idx'),
+            model_name="flowrun",
+            index=models.Index(fields=["-created_at"], name="mirror_run_created_idx"),
         ),
     ]
