@@ -81,11 +81,18 @@ def _waiting_runs_adopt(version: TemplateVersion) -> None:
     """Runs already waiting, of a template nobody named, at a pause that this new version now
     tells (it is the only one with a callback state of that id): their items open."""
     pauses = [state.id for state in version.spec.callback_states()]
-    waiting = FlowRun.objects.select_for_update().filter(
-        status=RunStatus.PENDING, version__isnull=True, state_id__in=pauses
+    waiting = list(
+        FlowRun.objects.select_for_update().filter(
+            status=RunStatus.PENDING, version__isnull=True, state_id__in=pauses
+        )
     )
+    # Once per state the waiting Runs share, not per Run.
+    settles = {
+        state_id: _version_for_state(state_id) == version
+        for state_id in {run.state_id for run in waiting}
+    }
     for run in waiting:
-        if _version_for_state(run.state_id) == version:
+        if settles[run.state_id]:
             _run_adopt(run, version=version, template=None, input_data={})
 
 
@@ -645,10 +652,11 @@ def versions_pausing_at(state_id: str) -> list[TemplateVersion]:
     having = TemplateVersion.objects.select_related("template").filter(
         document__states__has_key=state_id
     )
+    # The stored document says a state's type: no need to parse every candidate's template.
     return [
         version
         for version in having.order_by("template__template_id", "-number")
-        if version.callback_state(state_id) is not None
+        if version.document["states"][state_id].get("type") == "callback"
     ]
 
 

@@ -223,3 +223,25 @@ def clinical_form_data() -> dict[str, list[str]]:
         "reviewer.name": ["Alice Reviewer"],
         "reviewer.credential": ["RN"],
     }
+
+
+def mirrored(**fields):
+    """A mirrored Run no item stands for (running, finished, or waiting in triage)."""
+    import uuid
+
+    from flows_integration.models import FlowRun, RunStatus
+
+    values = {"flow_run_id": uuid.uuid4(), "status": RunStatus.IN_PROGRESS, **fields}
+    return FlowRun.objects.create(**values)
+
+
+@pytest.fixture
+def flow_admin(django_user_model, role_groups):
+    """Ada, a flow admin in no team: she sees the Runs without items, not the teams' Runs."""
+    from django.contrib.auth.models import Group
+
+    from reviewqueue.roles import FLOW_ADMIN
+
+    ada = django_user_model.objects.create_user("ada", password="ada-password")
+    ada.groups.add(Group.objects.get(name=FLOW_ADMIN))
+    return ada

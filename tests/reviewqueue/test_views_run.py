@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from django.contrib.auth.models import Group
 
 from flows_engine import services as engine_services
 from flows_integration import client as flows_client
@@ -16,9 +15,8 @@ from flows_integration import services as integration
 from flows_integration.models import FlowRun, RunStatus, WebhookEvent
 from reviewqueue import services
 from reviewqueue.models import AuditEvent
-from reviewqueue.roles import FLOW_ADMIN
 from tests.flows_integration.faulty_server import CLIENT_ID, CLIENT_SECRET, FaultyServer, respond
-from tests.reviewqueue.conftest import CLINICAL_ANSWER, DEMO, clinical_form_data
+from tests.reviewqueue.conftest import CLINICAL_ANSWER, DEMO, clinical_form_data, mirrored
 
 EXAMPLES = Path(__file__).parents[2] / "docs" / "examples"
 GET = "GET /v1/flow-runs/"
@@ -35,18 +33,6 @@ def resync(run: FlowRun) -> str:
 def login(client, user):
     client.force_login(user)
     return client
-
-
-def mirrored(**fields) -> FlowRun:
-    values = {"flow_run_id": uuid.uuid4(), "status": RunStatus.IN_PROGRESS, **fields}
-    return FlowRun.objects.create(**values)
-
-
-@pytest.fixture
-def flow_admin(django_user_model):
-    ada = django_user_model.objects.create_user("ada", password="ada-password")
-    ada.groups.add(Group.objects.get_or_create(name=FLOW_ADMIN)[0])
-    return ada
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from django.utils import timezone
 from flows_integration.models import FlowRun, RunStatus
 from reviewqueue import run_selectors
 from reviewqueue.models import AuditEvent, Queue, ReviewItem
-from reviewqueue.roles import FLOW_ADMIN
+from tests.reviewqueue.conftest import mirrored
 
 RUNS = "/runs/"
 
@@ -24,20 +24,6 @@ def login(client, user):
 def listed(response) -> list[str]:
     """The Run ids a list page shows, in its order."""
     return [str(run.flow_run_id) for run, _ in response.context["rows"]]
-
-
-def mirrored(**fields) -> FlowRun:
-    """A mirrored Run no item stands for (running, finished, or waiting in triage)."""
-    values = {"flow_run_id": uuid.uuid4(), "status": RunStatus.IN_PROGRESS, **fields}
-    return FlowRun.objects.create(**values)
-
-
-@pytest.fixture
-def flow_admin(django_user_model):
-    """Ada, a flow admin in no team: she sees the Runs without items, not the teams' Runs."""
-    ada = django_user_model.objects.create_user("ada", password="ada-password")
-    ada.groups.add(Group.objects.get_or_create(name=FLOW_ADMIN)[0])
-    return ada
 
 
 @pytest.fixture
