@@ -66,6 +66,11 @@ def version_store(
             template_id=template_id,
             defaults={"name": name or spec.name, "description": spec.description or ""},
         )
+        if not template.name:
+            # Made by a route before any version was stored: its pages showed the bare id.
+            template.name = name or spec.name
+            template.description = template.description or spec.description or ""
+            template.save(update_fields=["name", "description"])
         if number is None:
             number = (
                 template.versions.order_by("-number").values_list("number", flat=True).first() or 0

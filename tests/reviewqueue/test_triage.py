@@ -240,3 +240,16 @@ def test_registering_refuses_an_invalid_document_and_stores_nothing(tmp_path):
 
     assert not FlowRun.objects.exists()
     assert not TemplateVersion.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_template_a_route_named_first_takes_its_documents_name(clinical_queue):
+    from flows_integration.models import FlowTemplate
+
+    template = FlowTemplate.objects.create(template_id="two-looks")
+    Route.objects.create(template=template, queue=clinical_queue)
+
+    integration.version_store(template_id="two-looks", number=1, source=TWO_PAUSES)
+
+    template.refresh_from_db()
+    assert str(template) == "Two looks"
