@@ -163,7 +163,8 @@ def test_a_double_submit_starts_one_run(client, starter, live_templates):
 def test_the_runs_page_polls_until_the_run_settles_and_opens_its_item(
     client, starter, stored_coverage
 ):
-    from reviewqueue.models import Queue, ReviewItem
+    from reviewqueue.models import ReviewItem
+    from reviewqueue.services import default_queue
 
     run = FlowRun.objects.create(
         flow_run_id=uuid.uuid4(),
@@ -187,7 +188,7 @@ def test_the_runs_page_polls_until_the_run_settles_and_opens_its_item(
     item = ReviewItem.objects.create(
         run=run,
         episode=1,
-        queue=Queue.objects.get(is_default=True),
+        queue=default_queue(),
         version=stored_coverage[1],
         state_id="collect-member-id",
         due_at=run.created_at,
