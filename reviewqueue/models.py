@@ -346,9 +346,20 @@ class Draft(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="+")
     data = models.JSONField(help_text="The form's fields: name → list of values.")
     saved_at = models.DateTimeField(default=timezone.now)
+    # Which reading of which page load these values are (set by schema_forms.js; empty without
+    # script): of two saves from one page, the later reading is kept whatever arrives last.
+    page_load = models.CharField(max_length=40, blank=True, default="")
+    reading = models.PositiveBigIntegerField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["item", "user"], name="one_draft_per_user")]
+
+    def is_later_than(self, reading: tuple[str, int] | None) -> bool:
+        """Whether this draft holds a later reading of the same page load than ``reading``."""
+        if reading is None or self.reading is None:
+            return False
+        page, count = reading
+        return bool(page) and self.page_load == page and self.reading > count
 
     def __str__(self) -> str:
         return f"draft of {self.item_id} by {self.user_id}"

@@ -47,7 +47,7 @@ from reviewqueue.models import (
     Submission,
     SubmissionStatus,
 )
-from reviewqueue.schema_forms import FIELDS, PART
+from reviewqueue.schema_forms import FIELDS, PART, READING
 from reviewqueue.selectors import items_visible_to
 
 logger = logging.getLogger(__name__)
@@ -591,20 +591,37 @@ def leases_expire() -> int:
 # --- Drafts and notes ------------------------------------------------------------------------
 
 
-def draft_save(*, item: ReviewItem, user: Any, data: Mapping[str, list[str]]) -> Draft:
+def draft_save(
+    *,
+    item: ReviewItem,
+    user: Any,
+    data: Mapping[str, list[str]],
+    reading: tuple[str, int] | None = None,
+) -> Draft:
     """Keep what the holder has typed (values as typed) and renew their lease."""
     if not item.lease_held_by(user):
         raise NotYourClaim("Claim this item to save a draft.")
-    draft = draft_keep(item=item, user=user, data=data)
+    draft = draft_keep(item=item, user=user, data=data, reading=reading)
     lease_renew(item=item, user=user)
     return draft
 
 
-DRAFT_SKIPS = frozenset({"csrfmiddlewaretoken", PART, FIELDS})
+DRAFT_SKIPS = frozenset({"csrfmiddlewaretoken", PART, FIELDS, READING})
 
 
-def draft_keep(*, item: ReviewItem, user: Any, data: Mapping[str, list[str]]) -> Draft:
-    """Store ``user``'s input for ``item`` whatever the claim: input is never thrown away."""
+def draft_keep(
+    *,
+    item: ReviewItem,
+    user: Any,
+    data: Mapping[str, list[str]],
+    reading: tuple[str, int] | None = None,
+) -> Draft:
+    """Store ``user``'s input for ``item`` whatever the claim: input is never thrown away.
+
+    ``reading`` says which reading of the page these values are (page load, count). A re-render
+    and an autosave of one page are in flight side by side and arrive in either order; the draft
+    keeps the latest reading, not the one that happened to arrive last.
+    """
     # PostgreSQL's jsonb holds no NUL character; a draft keeps everything else as typed, but
     # not the request's own controls (the CSRF token, which fieldset to re-render).
     fields = {
@@ -612,9 +629,17 @@ def draft_keep(*, item: ReviewItem, user: Any, data: Mapping[str, list[str]]) ->
         for k, v in data.items()
         if k not in DRAFT_SKIPS
     }
-    draft, _ = Draft.objects.update_or_create(
-        item=item, user=user, defaults={"data": fields, "saved_at": timezone.now()}
-    )
+    page, count = reading or ("", None)
+    values = {"data": fields, "saved_at": timezone.now(), "page_load": page, "reading": count}
+    with transaction.atomic():
+        draft, created = Draft.objects.select_for_update().get_or_create(
+            item=item, user=user, defaults=values
+        )
+        if created or draft.is_later_than(reading):
+            return draft
+        for name, value in values.items():
+            setattr(draft, name, value)
+        draft.save(update_fields=list(values))
     return draft
 
 
@@ -643,6 +668,7 @@ def submission_create(
     answer: dict[str, Any],
     form_data: Mapping[str, list[str]],
     ip: str | None = None,
+    reading: tuple[str, int] | None = None,
 ) -> Submission:
     """Accept the holder's validated answer: the submission (the outbox row) and the item's move
     to SENDING commit together; delivery starts on commit.
@@ -680,7 +706,7 @@ def submission_create(
             _transition(locked, ItemStatus.SENDING)
             locked.save()
             submission = Submission.objects.create(item=locked, submitted_by=user, input=answer)
-            draft_keep(item=locked, user=user, data=form_data)
+            draft_keep(item=locked, user=user, data=form_data, reading=reading)
             audit_record(
                 action="item.submitted", actor=user, item=locked, ip=ip, submission=submission.pk
             )
@@ -688,7 +714,7 @@ def submission_create(
     except RunMovedOn:
         # The promise above ("kept as a draft") is the service's, not only the view's: the
         # block rolled back, so the input is kept here, after it.
-        draft_keep(item=item, user=user, data=form_data)
+        draft_keep(item=item, user=user, data=form_data, reading=reading)
         raise
     item.refresh_from_db()
     return submission

@@ -25,7 +25,7 @@ from flows_integration.models import TemplateVersion
 from reviewqueue import roles, selectors, services
 from reviewqueue.forms import PreferencesForm
 from reviewqueue.models import Draft, ItemStatus, ReviewItem, StaffPreferences, SubmissionStatus
-from reviewqueue.schema_forms import FIELDS, PART, FormSpec, SchemaForm, build_form
+from reviewqueue.schema_forms import FIELDS, PART, FormSpec, SchemaForm, build_form, reading_of
 
 # --- Helpers ---------------------------------------------------------------------------------
 
@@ -342,7 +342,12 @@ def item_draft(request: HttpRequest, pk: int) -> HttpResponse:
         context = {"item": item, "draft_error": _FIELDS_LOST}
         return render(request, "reviewqueue/item.html#draft-state", context, status=422)
     try:
-        draft = services.draft_save(item=item, user=request.user, data=dict(request.POST.lists()))
+        draft = services.draft_save(
+            item=item,
+            user=request.user,
+            data=dict(request.POST.lists()),
+            reading=reading_of(request.POST),
+        )
     except services.ReviewError as exc:
         context = {"item": item, "draft_error": str(exc)}
         return render(request, "reviewqueue/item.html#draft-state", context, status=409)
@@ -366,7 +371,9 @@ def item_form(request: HttpRequest, pk: int) -> HttpResponse:
         spec, request.POST, partial_url=_form_url(item), context=_run_context(item)
     )
     form.suppress_errors()
-    services.draft_save(item=item, user=request.user, data=_fields_of(form))
+    services.draft_save(
+        item=item, user=request.user, data=_fields_of(form), reading=reading_of(request.POST)
+    )
     if not _htmx(request):
         return redirect("reviewqueue:item", pk=item.pk)
     part = request.POST.get(PART)
@@ -409,10 +416,13 @@ def item_submit(request: HttpRequest, pk: int) -> HttpResponse:
             answer=form.answer,
             form_data=_fields_of(form),
             ip=_ip(request),
+            reading=reading_of(request.POST),
         )
     except services.ReviewError as exc:
         # Refused (claim lost, the Run moved on, already sent): the input stays as my draft.
-        services.draft_keep(item=item, user=request.user, data=_fields_of(form))
+        services.draft_keep(
+            item=item, user=request.user, data=_fields_of(form), reading=reading_of(request.POST)
+        )
         return _item_form_response(request, item, form, status=409, error=str(exc))
     if request.POST.get("next") == "1":
         return get_next(request)

@@ -64,6 +64,16 @@
     if (count) count.textContent = "Please fix " + left + " problem" + (left === 1 ? "" : "s") + ":";
   }
 
+  // Every post that carries the form's fields says which reading of this page it is: the server
+  // keeps the latest reading as the draft, whichever of a re-render and an autosave arrives last.
+  var pageLoad = Math.random().toString(36).slice(2, 12) + "-" + Date.now().toString(36);
+  var readings = 0;
+
+  document.addEventListener("htmx:configRequest", function (event) {
+    var data = event.detail.formData;
+    if (data && data.has("~form")) data.set("~reading", pageLoad + ":" + (++readings));
+  });
+
   document.addEventListener("htmx:beforeRequest", function (event) {
     var elt = event.detail.elt;
     if (elt.tagName === "FORM") return; // a whole submit replaces the form; nothing to merge

@@ -16,8 +16,8 @@ How the tree is built:
   from the request: a stale hidden value can never be sent.
 - Field names are the JSON path with `.` between parts (`diagnoses.0.code`); a `.` or `~` inside
   a property name is escaped as `~1`/`~0` (as in JSON Pointer), so names never collide. Control
-  parameters (`diagnoses~rows`, `~action`, `~part`, `~form`) contain a bare `~` that no field
-  name has.
+  parameters (`diagnoses~rows`, `~action`, `~part`, `~form`, `~reading`) contain a bare `~` that
+  no field name has.
 
 Validation: Django's fields parse what was typed (numbers, dates) first; then the assembled JSON
 goes through `flowspec.input_validator` (Draft 2020-12 with formats) as the final word, and every
@@ -29,11 +29,13 @@ from reviewqueue.schema_forms.form import (
     ACTION,
     FIELDS,
     PART,
+    READING,
     SchemaForm,
     apply_action,
     build_form,
     initial_answer,
     plain_message,
+    reading_of,
     schema_errors,
 )
 from reviewqueue.schema_forms.tree import START, ArrayNode, FieldNode, FormSpec, Node, ObjectNode
@@ -44,6 +46,7 @@ __all__ = [
     "FIELDS",
     "PART",
     "START",
+    "READING",
     "ArrayNode",
     "FieldNode",
     "FormSpec",
@@ -56,5 +59,6 @@ __all__ = [
     "html_id",
     "initial_answer",
     "plain_message",
+    "reading_of",
     "schema_errors",
 ]

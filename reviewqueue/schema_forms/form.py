@@ -30,6 +30,18 @@ PART: Final = "~part"
 # Sent with every field of a rendered form: a post without it lost its fields on the way (a
 # disabled fieldset, a broken client) and must never be saved or submitted as an empty answer.
 FIELDS: Final = "~form"
+# Which reading of the page's fields a post carries ("<page load>:<count>"), added by
+# schema_forms.js: a re-render and an autosave travel side by side, and the older reading must
+# not be kept just because it arrived last. Counted per page load, so no clock is compared.
+READING: Final = "~reading"
+_READING = re.compile(r"([A-Za-z0-9-]{1,40}):(\d{1,15})")
+
+
+def reading_of(data: Mapping[str, Any]) -> tuple[str, int] | None:
+    """The (page load, count) a post was read at, or None (no script, or not ours)."""
+    match = _READING.fullmatch(str(data.get(READING) or ""))
+    return (match[1], int(match[2])) if match else None
+
 
 # The form
 

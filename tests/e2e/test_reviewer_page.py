@@ -187,6 +187,36 @@ def test_typing_then_submitting_at_once_sends_the_whole_answer(
         assert held, "the reference field should have asked for a re-render"
 
 
+def test_a_re_render_arriving_after_an_autosave_never_saves_over_it(
+    live_server,
+    page,
+    billing_item,
+    reviewer,  # noqa: F811
+):
+    """A re-render saves the draft from what it carried; held on the way, it reaches the server
+    after an autosave of later typing, and that typing must still be there after a reload."""
+    signed_in(page, live_server, reviewer)
+    held: list[Route] = []
+    page.route(re.compile(r"/items/\d+/form/$"), lambda route: held.append(route))
+    open_claimed(page, live_server, billing_item)
+    form = page.locator("#review-form")
+    with page.expect_request(re.compile(r"/form/$")):
+        form.get_by_label("Reason").select_option(label="Other")
+    with page.expect_response(
+        lambda r: "/draft/" in r.url and "42.5" in (r.request.post_data or "")
+    ):
+        form.get_by_label("Amount to write off (USD)").fill("42.5")
+    assert len(held) == 1
+    with page.expect_response(re.compile(r"/form/$")):
+        held[0].continue_()
+
+    page.reload()
+    expect(page.locator("#review-form").get_by_label("Amount to write off (USD)")).to_have_value(
+        "42.5"
+    )
+    assert Draft.objects.get(item=billing_item).data["amount"] == ["42.5"]
+
+
 def test_typing_during_a_slow_re_render_keeps_every_keystroke(
     live_server,
     page,

@@ -698,6 +698,23 @@ def test_a_draft_needs_a_live_claim_keeps_values_as_typed_and_renews_the_lease(i
     assert lease_minutes(item) > 29
 
 
+def test_a_draft_keeps_the_latest_reading_of_a_page_whatever_arrives_last(claimed_item, reviewer):
+    def keep(value, reading):
+        services.draft_keep(
+            item=claimed_item, user=reviewer, data={"decision": [value]}, reading=reading
+        )
+        return services.draft_for(item=claimed_item, user=reviewer).data["decision"]
+
+    assert keep("deny", ("page-a", 5)) == ["deny"]
+    # An earlier reading of the same page (a re-render sent before the autosave) arrives last.
+    assert keep("", ("page-a", 4)) == ["deny"]
+    assert keep("approve", ("page-a", 6)) == ["approve"]
+    # A reload starts its own count; a post without script has none: both are simply newer.
+    assert keep("modify", ("page-b", 1)) == ["modify"]
+    assert keep("deny", None) == ["deny"]
+    assert keep("approve", ("page-b", 1)) == ["approve"]
+
+
 def test_drafts_are_discarded_once_a_submission_is_delivered(
     faulty_api, claimed_item, reviewer, colleague, enqueued
 ):
