@@ -57,6 +57,10 @@ def celery_worker(transactional_db: None) -> Iterator[object]:
         celery_app, pool="threads", concurrency=4, perform_ping_check=False, shutdown_timeout=10
     ) as worker:
         yield worker
+        # Celery's test worker ends by terminating its pool, which leaves running tasks' threads
+        # alive: one would carry on into the next test (its calls to the Flows API once this
+        # test's settings are gone, its rows in that test's database). Let them finish first.
+        worker.pool.executor.shutdown(wait=True, cancel_futures=True)
 
 
 @pytest.fixture

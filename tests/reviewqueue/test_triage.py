@@ -14,12 +14,13 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from flows_integration import services as integration
-from flows_integration.models import FlowRun, PauseRule, TemplateVersion
+from flows_integration.models import FlowRun, FlowTemplate, PauseRule, TemplateVersion
 from reviewqueue import selectors, services
 from reviewqueue.models import AuditEvent, ItemStatus, ReviewItem, Route
 from tests.flows_integration.faulty_server import Recorded
 from tests.flows_integration.sohar_like import SoharLikeServer, flowdesk_pointed_at
 from tests.reviewqueue.test_unconfirmed import TWO_PAUSES
+from tests.waiting import eventually
 
 OTHER_LOOKS = TWO_PAUSES.replace("name: Two looks", "name: Other looks")
 
@@ -253,3 +254,40 @@ def test_a_template_a_route_named_first_takes_its_documents_name(clinical_queue)
 
     template.refresh_from_db()
     assert str(template) == "Two looks"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_started_by_curl_on_the_engine_becomes_an_item_by_its_state(
+    engine_api, flows_api, receiver_registered, celery_worker, clinical_queue
+):
+    """Over real HTTP, with the real worker: nothing of Flowdesk's starts this Run."""
+    integration.templates_import()
+    route = Route.objects.create(
+        template=FlowTemplate.objects.get(template_id="coverage-check"), queue=clinical_queue
+    )
+    response = engine_api.post(
+        "/v1/flows/coverage-check/runs",
+        json={
+            "inputData": {
+                "patient": {
+                    "firstName": "Maria",
+                    "lastName": "Notfound",
+                    "dateOfBirth": "1980-02-29",
+                }
+            }
+        },
+    )
+    assert response.status_code == 201, response.text
+    run_id = response.json()["flowRunId"]
+
+    item = eventually(
+        lambda: ReviewItem.objects.filter(run__flow_run_id=run_id).first(),
+        what="the Run's pause to open as an item",
+    )
+    assert (item.state_id, item.status, item.queue) == (
+        "collect-member-id",
+        ItemStatus.OPEN,
+        route.queue,
+    )
+    assert item.version.template.template_id == "coverage-check"
+    assert not selectors.runs_in_triage().exists()
