@@ -16,14 +16,13 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import HttpResponseClientRedirect
 
-from config.middleware import BACKGROUND_HEADER
 from flows_integration import client as flows_client
 from flows_integration.models import TERMINAL_STATUSES, FlowRun, TemplateVersion
 from intake import services
 from intake.models import Source, StartedRun
 from reviewqueue import selectors
 from reviewqueue.schema_forms import START, FormSpec, SchemaForm, build_form
-from reviewqueue.services import audit_record
+from reviewqueue.services import audit_read
 
 START_RUN = "intake.start_run"
 VERSION = "~version"
@@ -181,13 +180,9 @@ def run_started(request: HttpRequest, flow_run_id: uuid.UUID) -> HttpResponse:
     if item is not None:
         target = reverse("reviewqueue:item", args=[item.pk])
         return HttpResponseClientRedirect(target) if _htmx(request) else redirect(target)
-    if BACKGROUND_HEADER not in request.headers:
-        audit_record(
-            action="run.status_viewed",
-            actor=request.user,
-            flow_run_id=run.flow_run_id,
-            ip=_ip(request),
-        )
+    audit_read(
+        action="run.status_viewed", actor=request.user, flow_run_id=run.flow_run_id, ip=_ip(request)
+    )
     context = _run_context(started, run)
     if _htmx(request):
         return render(request, "intake/start_run.html#run-status", context)

@@ -46,7 +46,7 @@ def run_list(request: HttpRequest) -> HttpResponse:
     may_triage = roles.can_triage(request.user)
     filters = run_selectors.RunFilters.from_query(request.GET)
     page = run_selectors.runs_page(request.user, filters, may_triage=may_triage)
-    services.audit_record(
+    services.audit_read(
         action="runs.viewed",
         actor=request.user,
         ip=_ip(request),
@@ -72,7 +72,7 @@ def run_detail(request: HttpRequest, flow_run_id: uuid.UUID) -> HttpResponse:
     """One Run: its timeline, input, output and errors for people, items, submissions and the
     webhook events received."""
     run = _run_for_user(request, flow_run_id)
-    services.audit_record(
+    services.audit_read(
         action="run.viewed", actor=request.user, flow_run_id=run.flow_run_id, ip=_ip(request)
     )
     document = run.version.document if run.version is not None else {}

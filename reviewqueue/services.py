@@ -90,6 +90,37 @@ def audit_record(
     )
 
 
+# A page polled every few seconds, or reloaded, is one read for the audit trail: the same person
+# reading the same thing again within this window adds no row. Whether a read is recorded is
+# never the client's to say.
+READ_FOLDED_WITHIN = timedelta(minutes=5)
+
+
+def audit_read(
+    *,
+    action: str,
+    actor: Any,
+    item: ReviewItem | None = None,
+    flow_run_id: Any = None,
+    ip: str | None = None,
+    **detail: Any,
+) -> None:
+    """Record that ``actor`` read patient data, unless they read exactly this a moment ago."""
+    if item is not None and flow_run_id is None:
+        flow_run_id = item.run_ref
+    recent = AuditEvent.objects.filter(
+        action=action,
+        actor=actor,
+        item=item,
+        flow_run_id=flow_run_id,
+        at__gte=timezone.now() - READ_FOLDED_WITHIN,
+    )
+    if not any(event.detail == detail for event in recent.only("detail")):
+        audit_record(
+            action=action, actor=actor, item=item, flow_run_id=flow_run_id, ip=ip, **detail
+        )
+
+
 def _transition(item: ReviewItem, status: str) -> None:
     if status not in ITEM_TRANSITIONS[item.status]:
         raise ReviewError(f"This item is {item.get_status_display().lower()}.")

@@ -63,13 +63,9 @@ def queue(request: HttpRequest) -> HttpResponse:
     # The polled rows need their own steps' titles; the whole page's filters list every step.
     versions = {item.version_id for item in page.items} if _htmx(request) else None
     steps = selectors.queue_steps(version_ids=versions)
-    if BACKGROUND_HEADER not in request.headers:
-        services.audit_record(
-            action="queue.viewed",
-            actor=request.user,
-            ip=_ip(request),
-            items=[item.pk for item in page.items],
-        )
+    services.audit_read(
+        action="queue.viewed", actor=request.user, ip=_ip(request), items=[i.pk for i in page.items]
+    )
     context = {
         "filters": filters,
         "page": page,
@@ -123,13 +119,12 @@ def get_next(request: HttpRequest) -> HttpResponse:
 @require_GET
 def item_detail(request: HttpRequest, pk: int) -> HttpResponse:
     item = _item_for_user(request, pk)
-    if BACKGROUND_HEADER in request.headers:
-        if _htmx(request) and item.status not in (ItemStatus.SENDING, ItemStatus.DELIVERED):
-            # The panel polled while the answer was on its way; now that it has settled, the
-            # Run's context and timeline beside the panel are stale too: reload the page once.
-            return HttpResponseClientRefresh()
-    else:
-        services.audit_record(action="item.viewed", actor=request.user, item=item, ip=_ip(request))
+    services.audit_read(action="item.viewed", actor=request.user, item=item, ip=_ip(request))
+    polled = BACKGROUND_HEADER in request.headers and _htmx(request)
+    if polled and item.status not in (ItemStatus.SENDING, ItemStatus.DELIVERED):
+        # The panel polled while the answer was on its way; now that it has settled, the Run's
+        # context and timeline beside the panel are stale too: reload the page once.
+        return HttpResponseClientRefresh()
     context = _item_context(request, item)
     if _htmx(request):
         return render(request, "reviewqueue/item.html#item-panel", context)
