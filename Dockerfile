@@ -22,8 +22,11 @@ ENV PATH=/venv/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \
     FLOWDESK_MODE=production FLOWS_ENGINE_ENABLED=false FLOWDESK_VAR_DIR=/app/var
 COPY --from=build /venv /venv
 COPY --chown=flowdesk:flowdesk . .
-# collectstatic needs settings that import cleanly; the real secrets come at run time.
-RUN SECRET_KEY=build-only FLOWS_CLIENT_SECRET=build-only FLOWS_WEBHOOK_SECRET=whsec_YnVpbGQ= \
+# collectstatic needs settings that import cleanly (production mode refuses a short key and a
+# plain-http Flows API); the real secrets come at run time.
+RUN SECRET_KEY=build-only-never-used-to-sign-anything-0123456789abcdef \
+    FLOWS_API_URL=https://build.invalid FLOWS_CLIENT_ID=build-only \
+    FLOWS_CLIENT_SECRET=build-only FLOWS_WEBHOOK_SECRET=whsec_YnVpbGQ= \
     DATABASE_URL=sqlite:////tmp/build.sqlite3 ALLOWED_HOSTS=localhost \
     python manage.py collectstatic --noinput \
     && mkdir -p /app/var && chown flowdesk:flowdesk /app/var

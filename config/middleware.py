@@ -1,5 +1,5 @@
-"""Session limits: 30 idle minutes and 12 hours at most (DESIGN.md, correctness rules), and the
-time zone each person's pages are shown in.
+"""Session limits: 30 idle minutes and 12 hours at most (DESIGN.md, correctness rules), no
+caching of what a signed-in person is shown, and the time zone each person's pages are shown in.
 
 Django's own expiry is one sliding age; we need two limits, and background polling (the queue's
 live refresh, a claim's lease timer) must not count as activity, or an unattended screen would
@@ -17,11 +17,17 @@ from django.contrib.auth.signals import user_logged_in
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import resolve_url
 from django.utils import timezone
+from django.utils.cache import add_never_cache_headers
 from django_htmx.http import HttpResponseClientRedirect
 
 BACKGROUND_HEADER = "X-Flowdesk-Background"
-# Recording activity at most once a minute keeps most requests from writing the session.
+# Recording activity at most once a minute keeps most requests from writing the session; a
+# shorter idle limit records it more often, so that a person at work is never taken for idle.
 ACTIVITY_GRANULARITY = 60
+
+
+def _activity_granularity() -> int:
+    return max(1, min(ACTIVITY_GRANULARITY, settings.SESSION_IDLE_SECONDS // 4))
 
 
 def _session_start(*, request: HttpRequest, **_: object) -> None:
@@ -49,10 +55,26 @@ def session_limits(get_response: Callable[[HttpRequest], HttpResponse]) -> Calla
                 if getattr(request, "htmx", False):
                     return HttpResponseClientRedirect(resolve_url(settings.LOGIN_URL))
             elif BACKGROUND_HEADER not in request.headers and (
-                now - active >= ACTIVITY_GRANULARITY or "active_at" not in session
+                now - active >= _activity_granularity() or "active_at" not in session
             ):
                 session["active_at"] = now
         return get_response(request)
+
+    return middleware
+
+
+def no_store_when_signed_in(get_response: Callable[[HttpRequest], HttpResponse]) -> Callable:
+    """``Cache-Control: no-store`` on every response to a signed-in person: pages carry patients'
+    data, and neither a shared proxy nor the browser's back button after sign-out may keep a
+    copy. Signed in before the view (sign-out) or after it (sign-in) counts. Anonymous pages and
+    static files (WhiteNoise answers those before this runs) stay cacheable."""
+
+    def middleware(request: HttpRequest) -> HttpResponse:
+        signed_in = request.user.is_authenticated
+        response = get_response(request)
+        if signed_in or request.user.is_authenticated:
+            add_never_cache_headers(response)
+        return response
 
     return middleware
 

@@ -6,10 +6,13 @@ embedded Flows engine). ``FLOWDESK_MODE=production`` refuses to start without it
 
 import os
 import zoneinfo
+from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
 
 from config.env import env_bool, env_choice, env_float, env_int, env_list, env_str
 
@@ -29,9 +32,9 @@ FLOWS_ENGINE_ENABLED = env_bool("FLOWS_ENGINE_ENABLED", default=not PRODUCTION)
 FLOWS_API_URL = (env_str("FLOWS_API_URL") or "http://127.0.0.1:8000/flows-api").rstrip("/")
 FLOWS_CLIENT_ID = env_str("FLOWS_CLIENT_ID") or "demo-sandbox"
 FLOWS_CLIENT_SECRET = env_str("FLOWS_CLIENT_SECRET") or "demo-sandbox-secret"
-FLOWS_WEBHOOK_SECRET = (
-    env_str("FLOWS_WEBHOOK_SECRET") or "whsec_Zmxvd2Rlc2stZGVtby13ZWJob29rLXNlY3JldA=="
-)
+# The demo's signing secret (README: "a demo whsec_ secret"): anyone can read it here.
+_DEMO_WEBHOOK_SECRET = "whsec_Zmxvd2Rlc2stZGVtby13ZWJob29rLXNlY3JldA=="
+FLOWS_WEBHOOK_SECRET = env_str("FLOWS_WEBHOOK_SECRET") or _DEMO_WEBHOOK_SECRET
 FLOWS_CONNECT_TIMEOUT = env_float("FLOWS_CONNECT_TIMEOUT", 5.0)
 FLOWS_READ_TIMEOUT = env_float("FLOWS_READ_TIMEOUT", 20.0)
 FLOWS_WEBHOOK_EVENT_TYPES = env_list(
@@ -84,6 +87,17 @@ if PRODUCTION:
         )
     if DEBUG:
         raise ImproperlyConfigured("DEBUG must be false when FLOWDESK_MODE=production")
+    # Values anyone can read in this repository or its README, or guess, protect nothing.
+    refused = []
+    if SECRET_KEY.startswith("django-insecure") or len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5:
+        refused.append("SECRET_KEY must be at least 50 random characters, not a demo key")
+    if FLOWS_WEBHOOK_SECRET == _DEMO_WEBHOOK_SECRET:
+        refused.append("FLOWS_WEBHOOK_SECRET is the README's demo secret")
+    if urlsplit(FLOWS_API_URL).scheme.lower() != "https":
+        # Client secret, bearer tokens and patients' data would cross the network in clear.
+        refused.append(f"FLOWS_API_URL must be https://, not {FLOWS_API_URL!r}")
+    if refused:
+        raise ImproperlyConfigured(f"FLOWDESK_MODE=production refuses: {'; '.join(refused)}")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -94,6 +108,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django_htmx",
+    "axes",
     "flows_integration",
     "reviewqueue",
     "intake",
@@ -103,6 +118,7 @@ if FLOWS_ENGINE_ENABLED:
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -111,8 +127,11 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "config.middleware.no_store_when_signed_in",
     "config.middleware.session_limits",
     "config.middleware.time_zone",
+    # Last, as django-axes asks: it turns a locked-out sign-in into its page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -126,6 +145,8 @@ TEMPLATES = [
         "OPTIONS": {
             "context_processors": [
                 "django.template.context_processors.request",
+                # The nonce of Django admin's own inline <style> (SECURE_CSP below).
+                "django.template.context_processors.csp",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "reviewqueue.context_processors.flows_health",
@@ -153,16 +174,66 @@ else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env_int("DATABASE_CONN_MAX_AGE", 60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Limits on what one request may bring (docs/security.md, "Limits on input"): 1 MiB of body
+# outside file uploads (the engine's API answers 413 past it) and 1,000 form fields.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 1_000
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 12},
+    },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "login"
+# Password reset links go out by e-mail: to the console (the terminal of `make run`) unless an
+# SMTP server is named. A link works once, for PASSWORD_RESET_TIMEOUT (1 hour).
+MAILERS = {
+    "default": (
+        {
+            "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "OPTIONS": {
+                "host": env_str("EMAIL_HOST"),
+                "port": env_int("EMAIL_PORT", 587),
+                "username": env_str("EMAIL_HOST_USER") or "",
+                "password": env_str("EMAIL_HOST_PASSWORD") or "",
+                "use_tls": env_bool("EMAIL_USE_TLS", default=True),
+            },
+        }
+        if env_str("EMAIL_HOST")
+        else {"BACKEND": "django.core.mail.backends.console.EmailBackend"}
+    )
+}
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL") or "Flowdesk <flowdesk@localhost>"
+PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT", 60 * 60)
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
+
+# --- Sign-in throttle (django-axes): wrong passwords lock out the name and the address ---
+# Counted apart: 10 failures for one username, or from one address, lock that username or
+# address until 15 minutes after the last one, or until a supervisor unlocks it (Sign-in locks).
+# Staff behind one NAT share an address: SIGNIN_LOCKOUT_BY=username locks names only. The Flows
+# engine's /oauth/token counts its client ids the same way.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("SIGNIN_FAILURE_LIMIT", 10)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("SIGNIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = {
+    "username and address": ["username", "ip_address"],
+    "username": ["username"],
+}[env_choice("SIGNIN_LOCKOUT_BY", "username and address", ("username and address", "username"))]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_CLIENT_IP_CALLABLE = "config.client_ip.client_ip"
+# The audit trail records sign-ins; axes keeps its attempts for the lockout only.
+AXES_ENABLE_ACCESS_FAILURE_LOG = False
+AXES_DISABLE_ACCESS_LOG = True
+AXES_VERBOSE = False
 # Sessions end after 30 idle minutes and 12 hours at most (config/middleware.py): the cookie
 # lives for the maximum, and background polling does not count as activity.
 SESSION_IDLE_SECONDS = env_int("SESSION_IDLE_SECONDS", 30 * 60)
@@ -173,6 +244,51 @@ SESSION_COOKIE_SECURE = PRODUCTION
 CSRF_COOKIE_SECURE = PRODUCTION
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+
+# --- Transport: HTTPS only in production, also behind a proxy that terminates TLS ---
+# The header by which the proxy says the request reached it over HTTPS: `X-Forwarded-Proto`
+# (meaning `X-Forwarded-Proto: https`) or `Name=value`. Without it Django takes every proxied
+# request for plain HTTP: the sign-in form's https:// Origin fails the CSRF check, and the HTTPS
+# redirect below would loop. Set it only if the proxy always sets or strips that header.
+_proxy_ssl_header = env_str("SECURE_PROXY_SSL_HEADER")
+if _proxy_ssl_header:
+    _name, _, _value = _proxy_ssl_header.partition("=")
+    SECURE_PROXY_SSL_HEADER = (
+        "HTTP_" + _name.strip().upper().replace("-", "_"),
+        _value.strip() or "https",
+    )
+# Origins (`https://flowdesk.example.org`) whose forms may post here when the proxy hands Django
+# another host name than the browser used.
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=PRODUCTION)
+# The container's HEALTHCHECK asks over plain HTTP from inside: a redirect to https fails it.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 24 * 60 * 60 if PRODUCTION else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=PRODUCTION)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", default=PRODUCTION)
+# Django's own Content-Security-Policy: scripts and styles from this origin only. No template
+# has inline script or an event handler attribute (tests/config/test_headers.py keeps it so).
+# The nonce serves the inline <style> Django's admin writes on some pages with its own nonce
+# attribute (`{% csp_nonce_attr %}`); it is in the header only on a page that used it.
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF],
+    "style-src": [CSP.SELF, CSP.NONCE],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+}
+
+# --- The client's address in audit rows (config/client_ip.py) ---
+# Unset: REMOTE_ADDR. Behind proxies: the header they append the address they saw to
+# (`X-Forwarded-For`), and how many of them stand in a row in front of Flowdesk.
+FLOWDESK_CLIENT_IP_HEADER = env_str("FLOWDESK_CLIENT_IP_HEADER") or None
+FLOWDESK_TRUSTED_PROXIES = env_int("FLOWDESK_TRUSTED_PROXIES", 1)
+if FLOWDESK_TRUSTED_PROXIES < 1:
+    raise ImproperlyConfigured(
+        f"FLOWDESK_TRUSTED_PROXIES must be 1 or more, not {FLOWDESK_TRUSTED_PROXIES}"
+    )
 
 LANGUAGE_CODE = "en-us"
 # The site's time zone: pages show times in it unless a person chose their own (Preferences).
@@ -264,5 +380,10 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL") or "INFO"},
     # httpx logs every URL at INFO; the URLs carry run ids, which are noise in production logs.
-    "loggers": {"django.db.backends": {"level": "INFO"}, "httpx": {"level": "WARNING"}},
+    # axes logs every failed sign-in with the username at INFO: the audit trail has them.
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        "httpx": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},
+    },
 }

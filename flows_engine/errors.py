@@ -22,6 +22,12 @@ class InvalidRequest(EngineError):
     pass
 
 
+class BodyTooLarge(InvalidRequest):
+    """A request body over Django's DATA_UPLOAD_MAX_MEMORY_SIZE (ours: Sohar documents none)."""
+
+    status = 413
+
+
 class Unauthorized(EngineError):
     status = 403
     error = "unauthorized"
@@ -51,3 +57,11 @@ class TemplateRefused(InvalidRequest):
         body = super().as_body()
         body["errors"] = [{"location": where, "message": what} for where, what in self.problems]
         return body
+
+
+class TooManyAttempts(EngineError):
+    """Too many wrong client secrets for a client id or from an address (ours: the token call is
+    throttled by the same lockout as staff sign-in)."""
+
+    status = 429
+    error = "rate_limited"

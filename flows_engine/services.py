@@ -14,7 +14,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Max
+from django.db.models import Max, QuerySet
 from django.utils import timezone
 
 import flowspec
@@ -194,12 +194,14 @@ def run_create(
     return run
 
 
+def _runs_of(client: ApiClient) -> QuerySet[Run]:
+    """The Runs ``client`` may see: only its own. Another client's Run, even in the same
+    environment, is a 404 like an unknown id, so ids cannot be probed across clients."""
+    return Run.objects.filter(client=client, environment=client.environment)
+
+
 def run_get(*, client: ApiClient, run_id: Any) -> Run:
-    run = (
-        Run.objects.select_related("version__template")
-        .filter(pk=run_id, environment=client.environment)
-        .first()
-    )
+    run = _runs_of(client).select_related("version__template").filter(pk=run_id).first()
     if run is None:
         raise NotFound("no such flow run", param="flowRunId")
     return run
@@ -214,11 +216,7 @@ def run_update(*, client: ApiClient, run_id: Any, input: Any) -> Run:
     if not isinstance(input, dict):
         raise InvalidRequest("input is required and must be an object", param="input")
     with transaction.atomic():
-        run = (
-            Run.objects.select_for_update()
-            .filter(pk=run_id, environment=client.environment)
-            .first()
-        )
+        run = _runs_of(client).select_for_update().filter(pk=run_id).first()
         if run is None:
             raise NotFound("no such flow run", param="flowRunId")
         if run.status != RunStatus.PENDING:

@@ -4,6 +4,7 @@ Plain function views: the API is small, and hand-written views keep every status
 body under our control. The OpenAPI document beside this module describes the same surface.
 """
 
+import re
 import uuid
 from collections.abc import Callable
 from functools import wraps
@@ -11,15 +12,27 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from axes.handlers.proxy import AxesProxyHandler
+from django.conf import settings
+from django.contrib.auth.signals import user_login_failed
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 import flowspec
 from flows_engine import services
-from flows_engine.errors import EngineError, InvalidRequest, NotFound, TemplateRefused
+from flows_engine.errors import (
+    BodyTooLarge,
+    EngineError,
+    InvalidRequest,
+    NotFound,
+    TemplateRefused,
+    TooManyAttempts,
+    Unauthorized,
+)
 from flows_engine.models import ApiClient, Run, Template, TemplateVersion
-from flowspec.numbers import InexactNumber, exact_loads
+from flowspec.numbers import InexactNumber, TooDeep, exact_loads
 
 OPENAPI_PATH = Path(__file__).resolve().parent / "openapi.yaml"
 
@@ -47,33 +60,54 @@ def api_view(view: View) -> View:
     return csrf_exempt(wrapper)
 
 
+# How deep a request body's objects and lists may nest (ours: Sohar documents no limit). Run
+# input is a few levels deep; a body nested thousands deep would exhaust the stack of the input
+# validator, of Flowdesk's pages that show it, or of the parser itself.
+JSON_DEPTH_MAX = 32
+
+
 def _json_body(request: HttpRequest) -> dict:
     # Numbers are read exactly as sent (flowspec.numbers): one a float would round, NaN or
     # Infinity is refused here rather than stored as a different number (or as invalid JSON).
     try:
-        body = exact_loads(request.body or b"{}")
-    except InexactNumber as exc:
+        raw = request.body
+    except RequestDataTooBig:
+        # Django's DATA_UPLOAD_MAX_MEMORY_SIZE, as Sohar's error object rather than an HTML 400.
+        raise BodyTooLarge(
+            f"the body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE:,} bytes", param="body"
+        ) from None
+    try:
+        body = exact_loads(raw or b"{}", max_depth=JSON_DEPTH_MAX)
+    except (InexactNumber, TooDeep) as exc:
         raise InvalidRequest(str(exc), param="body") from None
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        # ValueError covers a JSONDecodeError and an integer of more than 4,300 digits.
+    except (ValueError, UnicodeDecodeError):
+        # ValueError covers a JSONDecodeError, NaN and an integer of more than 4,300 digits.
         raise InvalidRequest("the body is not valid JSON", param="body") from None
     if not isinstance(body, dict):
         raise InvalidRequest("the body must be a JSON object", param="body")
     # PostgreSQL stores no NUL character in text or jsonb: refused here as bad input, it would
     # otherwise be a 500 from the database (schemathesis found one in a client_id).
     # json.loads refuses a raw NUL, so one can only come escaped: look only then.
-    if b"\\u0000" in request.body and _has_nul(body):
+    if b"\\u0000" in raw and _has(body, "\x00"):
         raise InvalidRequest("the body must not contain NUL characters", param="body")
+    # Nor a lone UTF-16 surrogate (`"\\ud800"` without its pair), which jsonb refuses too; a
+    # pair is read as the one character it encodes, so what remains was sent alone.
+    if b"\\u" in raw and _has(body, _SURROGATE):
+        raise InvalidRequest("the body must not contain unpaired surrogates", param="body")
     return body
 
 
-def _has_nul(value: Any) -> bool:
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _has(value: Any, what: "str | re.Pattern[str]") -> bool:
+    """Whether a string in ``value`` (keys too) contains ``what`` (text, or a pattern)."""
     if isinstance(value, str):
-        return "\x00" in value
+        return what in value if isinstance(what, str) else what.search(value) is not None
     if isinstance(value, dict):
-        return any(_has_nul(key) or _has_nul(item) for key, item in value.items())
+        return any(_has(key, what) or _has(item, what) for key, item in value.items())
     if isinstance(value, list):
-        return any(_has_nul(item) for item in value)
+        return any(_has(item, what) for item in value)
     return False
 
 
@@ -132,14 +166,33 @@ def _version_body(version: TemplateVersion, *, full: bool) -> dict:
     return body
 
 
+def _too_many_attempts() -> JsonResponse:
+    response = _error(TooManyAttempts("Too many failed attempts; try again later"))
+    response["Retry-After"] = str(round(settings.AXES_COOLOFF_TIME.total_seconds()))
+    return response
+
+
 @csrf_exempt
 @require_POST
 def token(request: HttpRequest) -> HttpResponse:
     try:
         body = _json_body(request)
-        access_token, expires_in = services.token_issue(
-            client_id=body.get("client_id"), client_secret=body.get("client_secret")
-        )
+        # Wrong secrets are counted by django-axes, per client id and per address, as wrong
+        # passwords are: the client id is the "username" of a token call.
+        credentials = {"username": f"oauth:{str(body.get('client_id'))[:100]}"}
+        if not AxesProxyHandler.is_allowed(request, credentials):
+            return _too_many_attempts()
+        try:
+            access_token, expires_in = services.token_issue(
+                client_id=body.get("client_id"), client_secret=body.get("client_secret")
+            )
+        except Unauthorized:
+            user_login_failed.send(sender=__name__, credentials=credentials, request=request)
+            if getattr(request, "axes_locked_out", False):
+                # This failure started the lock: answer as an API does, not with axes' page.
+                request.axes_locked_out = False  # type: ignore[attr-defined]
+                return _too_many_attempts()
+            raise
     except EngineError as exc:
         return _error(exc)
     return JsonResponse(

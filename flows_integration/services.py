@@ -9,6 +9,7 @@ announce a status or state change with ``run_status_changed`` inside the same tr
 import functools
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -750,6 +751,13 @@ def event_receive(*, svix_id: str, payload: dict) -> int | None:
     the surrounding transaction if there is one, and the enqueue waits for that commit. The
     enqueue is robust: with the broker down the event stays in the inbox for the sweeper.
     """
+    # PostgreSQL stores no NUL character (text or jsonb) and no lone UTF-16 surrogate (jsonb):
+    # either made the insert fail, answered 503, and Svix sent the same bytes again for a day.
+    # The body is signed, so Sohar sent it, and what the event says is only a hint to ask Get
+    # Run: such characters become U+FFFD and the event is kept, so the Run is still refreshed
+    # now rather than at the next reconcile. Refusing it (a 4xx with abort-message) would also
+    # be final, but would drop a genuine notice for one odd character.
+    payload = _storable(payload)
     try:
         flow_run_id = uuid.UUID(str(payload.get("flowRunId")))
     except ValueError:
@@ -763,7 +771,8 @@ def event_receive(*, svix_id: str, payload: dict) -> int | None:
         payload=payload,
     )
     # Checked here, not left to the database (SQLite does not enforce lengths): an over-long
-    # value must be a 400 (Svix stops), not the 503 of a failed insert (Svix would retry).
+    # value must be a final 400 (with abort-message, Svix stops), not the 503 of a failed
+    # insert (Svix would retry).
     for name, field in _INBOX_LIMITS:
         limit = field.max_length
         if limit is not None and len(getattr(event, field.attname)) > limit:
@@ -772,6 +781,20 @@ def event_receive(*, svix_id: str, payload: dict) -> int | None:
     if event_id is not None:
         transaction.on_commit(lambda: _enqueue_event(event_id), robust=True)
     return event_id
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _storable(value: Any) -> Any:
+    """``value`` with each NUL and lone surrogate in its strings (keys too) replaced by U+FFFD."""
+    if isinstance(value, str):
+        return _UNSTORABLE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {_storable(key): _storable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_storable(item) for item in value]
+    return value
 
 
 # The inbox's text columns, by the name the sender gives them.

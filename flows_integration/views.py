@@ -19,16 +19,25 @@ def webhook(request: HttpRequest) -> HttpResponse:
         payload = receiver.verify(settings.FLOWS_WEBHOOK_SECRET, request.body, request.headers)
     except receiver.WebhookRejected as exc:
         logger.info("webhook rejected: %s", exc.reason)
-        return JsonResponse({"error": exc.reason}, status=exc.status)
+        return _refused(exc.reason, status=exc.status, final=exc.final)
     if payload.get("event") not in settings.FLOWS_WEBHOOK_EVENT_TYPES:
         return JsonResponse({"status": "ignored"})
     svix_id = request.headers.get("svix-id") or request.headers.get("webhook-id") or ""
     try:
         event = services.event_receive(svix_id=svix_id, payload=payload)
     except ValueError as exc:
-        return JsonResponse({"error": str(exc)}, status=400)
+        # Signed, so Sohar sent it, and it would send these same bytes again: stop it.
+        return _refused(str(exc), status=400, final=True)
     except DatabaseError:
         # 5xx so that Svix retries once the database is back.
         logger.exception("webhook %s could not be stored", svix_id)
         return JsonResponse({"error": "temporarily unavailable"}, status=503)
     return JsonResponse({"status": "duplicate" if event is None else "accepted"})
+
+
+def _refused(reason: str, *, status: int, final: bool) -> JsonResponse:
+    response = JsonResponse({"error": reason}, status=status)
+    if final:
+        # Svix retries a 4xx like a 5xx; only this header ends the message's retries.
+        response["webhook-delivery"] = "abort-message"
+    return response

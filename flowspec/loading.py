@@ -43,6 +43,61 @@ class _TemplateLoader(yaml.SafeLoader):
                 seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
+    def get_single_node(self) -> yaml.Node | None:
+        node = super().get_single_node()  # type: ignore[no-untyped-call]
+        if node is not None:
+            _refuse_expansion(node)
+        return node
+
+
+# What a template may grow to once YAML aliases (`*name`) are written out in full, in characters
+# of its scalars plus one per node. An alias repeats what its anchor holds, so a few hundred
+# bytes that alias aliases ("billion laughs") expand to megabytes: 464 bytes became 5.8 MB of
+# JSON that every check walks and every version stores. The demo templates are a few thousand.
+EXPANDED_MAX = 1_000_000
+
+
+def _refuse_expansion(root: yaml.Node) -> None:
+    """TemplateInvalid when the document, aliases written out, exceeds EXPANDED_MAX, or when an
+    alias refers to a node that contains it (a document that never ends).
+
+    Sizes are counted per node and reused, so an alias repeated a billion times costs one
+    count: the check itself cannot be made to take long.
+    """
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in open_nodes:
+            raise TemplateInvalid(
+                [SpecError("document", "a YAML alias refers to the node that contains it")]
+            )
+        open_nodes.add(key)
+        if isinstance(node, yaml.SequenceNode):
+            total = 1 + sum(size(child) for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            total = 1 + sum(size(key_node) + size(value) for key_node, value in node.value)
+        else:
+            total = 1 + len(str(node.value))
+        open_nodes.discard(key)
+        sizes[key] = min(total, EXPANDED_MAX + 1)  # no need to count past the limit
+        return sizes[key]
+
+    if size(root) > EXPANDED_MAX:
+        raise TemplateInvalid(
+            [
+                SpecError(
+                    "document",
+                    f"the document would be larger than {EXPANDED_MAX:,} characters with its "
+                    "YAML aliases (*name) written out; write the repeated parts out, or "
+                    "repeat less",
+                )
+            ]
+        )
+
 
 def parse_text(source: str | bytes) -> object:
     """The document in `source`, YAML or JSON; TemplateInvalid at location "document", with a

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from decimal import Decimal, InvalidOperation, localcontext
 from typing import Any
 
@@ -49,9 +50,48 @@ def _constant(text: str) -> Any:
     raise ValueError(f"{text} is not a JSON number")
 
 
-def exact_loads(text: str | bytes) -> Any:
-    """`json.loads` that refuses `NaN`, `Infinity` and numbers it would round (ValueError)."""
-    return json.loads(text, parse_float=exact_float, parse_constant=_constant)
+class TooDeep(ValueError):
+    """JSON nested deeper than a reader accepts (a hostile body nests thousands deep)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(f"the JSON is nested more than {limit} levels deep")
+
+
+def exact_loads(text: str | bytes, *, max_depth: int | None = None) -> Any:
+    """`json.loads` that refuses `NaN`, `Infinity` and numbers it would round (ValueError).
+
+    With ``max_depth``, objects and lists nested deeper than that are refused too (TooDeep, a
+    ValueError): data that deep would later exhaust the stack of whatever walks it (a schema
+    validator, a page that shows it), far from here. Nesting deep enough to exhaust the parser's
+    own stack is TooDeep whatever ``max_depth`` says, never a RecursionError. An integer of more
+    than 4,300 digits is Python's ValueError.
+    """
+    try:
+        value = json.loads(text, parse_float=exact_float, parse_constant=_constant)
+    except RecursionError:
+        raise TooDeep(max_depth or sys.getrecursionlimit()) from None
+    if max_depth is not None and depth_exceeds(value, max_depth):
+        raise TooDeep(max_depth)
+    return value
+
+
+def depth_exceeds(value: Any, limit: int) -> bool:
+    """Whether objects and lists in ``value`` nest more than ``limit`` deep (a scalar is 0, `{}`
+    is 1). Walked with a stack of its own, so that any depth can be measured."""
+    pending: list[tuple[Any, int]] = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth + 1 > limit:
+            return True
+        pending.extend((child, depth + 1) for child in children)
+    return False
 
 
 def exact(value: Any) -> Decimal | None:

@@ -8,7 +8,7 @@ from functools import lru_cache
 from typing import Any
 
 from flowspec.checks import semantic_errors
-from flowspec.errors import TemplateInvalid
+from flowspec.errors import SpecError, TemplateInvalid
 from flowspec.loading import non_json_errors, parse_text, schema_errors
 from flowspec.model import (
     PRODUCTS,
@@ -26,7 +26,12 @@ from flowspec.model import (
 
 def load_template(source: str | bytes, *, products: Collection[str] = PRODUCTS) -> Template:
     """Parse and validate a template's YAML or JSON text; TemplateInvalid lists every problem."""
-    return validate_document(parse_text(source), products=products)
+    try:
+        return validate_document(parse_text(source), products=products)
+    except RecursionError:
+        # Brackets nested thousands deep exhaust the parser's stack (or a check's, for a
+        # document that parsed just under it): bad input to say so about, never a crash.
+        raise TemplateInvalid([SpecError("document", "nested too deeply to read")]) from None
 
 
 def stored_template(document: Mapping[str, Any]) -> Template:

@@ -15,6 +15,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
+from config.client_ip import client_ip
 from flows_integration import client as flows_client
 from intake import services
 from intake.models import ApiClient, Source, StartedRun
@@ -97,7 +98,7 @@ def runs_create(request: HttpRequest) -> HttpResponse:
             source=Source.API,
             client=api_client,
             external_id=external_id,
-            ip=request.META.get("REMOTE_ADDR") or None,
+            ip=client_ip(request),
         )
     except services.StartRefused as exc:
         errors = [{"param": param, "message": message} for param, message in exc.errors]

@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import HttpResponseClientRedirect
 
+from config.client_ip import client_ip
 from flows_integration import client as flows_client
 from flows_integration.models import TERMINAL_STATUSES, FlowRun, TemplateVersion
 from intake import services
@@ -40,7 +41,7 @@ _IN_PROGRESS = "This Run is still being started. Wait a moment, then look for it
 
 
 def _ip(request: HttpRequest) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
+    return client_ip(request)
 
 
 def _htmx(request: HttpRequest) -> bool:

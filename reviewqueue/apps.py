@@ -6,7 +6,12 @@ class ReviewqueueConfig(AppConfig):
     verbose_name = "Review queue"
 
     def ready(self) -> None:
-        from django.contrib.auth.signals import user_logged_in, user_logged_out
+        from axes.signals import user_locked_out
+        from django.contrib.auth.signals import (
+            user_logged_in,
+            user_logged_out,
+            user_login_failed,
+        )
 
         from flows_integration.signals import run_status_changed, runs_status_changed
         from reviewqueue import receivers, services
@@ -19,3 +24,7 @@ class ReviewqueueConfig(AppConfig):
         )
         user_logged_in.connect(receivers.on_logged_in, dispatch_uid="reviewqueue.audit_login")
         user_logged_out.connect(receivers.on_logged_out, dispatch_uid="reviewqueue.audit_logout")
+        user_login_failed.connect(
+            receivers.on_login_failed, dispatch_uid="reviewqueue.audit_login_failed"
+        )
+        user_locked_out.connect(receivers.on_locked_out, dispatch_uid="reviewqueue.audit_lockout")

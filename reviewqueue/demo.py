@@ -37,7 +37,9 @@ def demo_users_ensure() -> list[str]:
     created = []
     for username, first_name, role_names, teams in DEMO_USERS:
         user, was_created = User.objects.get_or_create(
-            username=username, defaults={"first_name": first_name}
+            username=username,
+            # An address at a reserved domain: a reset link shows in the console of `make run`.
+            defaults={"first_name": first_name, "email": f"{username}@flowdesk.example"},
         )
         if was_created:
             user.set_password(DEMO_PASSWORD)

@@ -11,9 +11,10 @@ for the rows of the side column. Nothing shown to staff is ``{{ value }}`` of ra
 """
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
+from itertools import islice
 from typing import Any, Final
 
 from django.utils import timezone
@@ -112,20 +113,79 @@ def _text(text: str, fmt: Any) -> str:
 def rows(schema: Any, data: Any, prefix: str = "") -> list[tuple[str, str]]:
     """(label, value) rows for a JSON value: objects are walked (`Patient › First name`), a list
     of objects numbers its entries (`Diagnoses 2 › Code`), everything else is one row."""
+    return [(label, value(found, sub)) for label, found, sub in _leaves(schema, data, prefix)]
+
+
+# --- What a page shows of a Run's data -----------------------------------------------------------
+
+# A Run's input, a step's result and its output come from Flows and have no size of their own:
+# an input of 2 MB (or of 100,000 small values) was rendered in full and the page took seconds
+# and megabytes. A page shows at most this much of each, and says what it left out.
+SHOWN_ROWS: Final = 200  # rows of one part (the input, one step's result, the output)
+SHOWN_CHARS: Final = 2_000  # characters of one value
+SHOWN_DEPTH: Final = 20  # levels of nesting walked; deeper values are named, not shown
+TOO_DEEP: Final = "(nested too deeply to show)"
+
+
+def truncated(text: str, limit: int = SHOWN_CHARS) -> str:
+    """``text``, or its first ``limit`` characters and how many more there were."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… (truncated, {len(text) - limit:,} more characters)"
+
+
+def value_shown(data: Any, schema: Any = None) -> str:
+    """``value`` for a page: at most SHOWN_CHARS characters, and a long list is formatted only
+    as far as it can be shown."""
+    if data is _TOO_DEEP:
+        return TOO_DEEP
+    if isinstance(data, list) and len(data) > SHOWN_ROWS:
+        shown = value(data[:SHOWN_ROWS], schema)
+        more = len(data) - SHOWN_ROWS
+        return f"{truncated(shown)}… (truncated, {more:,} more items)"
+    return truncated(value(data, schema))
+
+
+def shown_rows(
+    schema: Any, data: Any, prefix: str = "", *, limit: int = SHOWN_ROWS
+) -> list[tuple[str, str]]:
+    """``rows`` for a page: at most ``limit`` rows of at most SHOWN_CHARS characters, then one
+    row that says how many more values there are."""
+    leaves = _leaves(schema, data, prefix, depth_left=SHOWN_DEPTH)
+    shown = [(label, value_shown(found, sub)) for label, found, sub in islice(leaves, limit)]
+    more = sum(1 for _ in leaves)
+    if more:
+        shown.append(("…", f"(truncated, {more:,} more values)"))
+    return shown
+
+
+_TOO_DEEP: Final = object()
+
+
+def _leaves(
+    schema: Any, data: Any, prefix: str, depth_left: int | None = None
+) -> Iterator[tuple[str, Any, Any]]:
+    """(label, value, its schema) for each row of ``rows``, lazily, so that a page can stop."""
     schema = schema if isinstance(schema, Mapping) else {}
+    nested = isinstance(data, Mapping) or (
+        isinstance(data, list) and any(isinstance(entry, Mapping | list) for entry in data)
+    )
+    if nested and depth_left is not None and depth_left <= 0:
+        yield (prefix or "Value", _TOO_DEEP, None)
+        return
+    deeper = None if depth_left is None else depth_left - 1
     if isinstance(data, Mapping):
-        found = []
         properties = flowspec.declared_properties(schema)
         for key, sub in data.items():
             label = title_of(key, properties.get(key, {}))
-            found += rows(properties.get(key), sub, f"{prefix} › {label}" if prefix else label)
-        return found
-    if isinstance(data, list) and any(isinstance(entry, Mapping | list) for entry in data):
-        found = []
+            yield from _leaves(
+                properties.get(key), sub, f"{prefix} › {label}" if prefix else label, deeper
+            )
+    elif nested:
         for index, entry in enumerate(data, start=1):
-            found += rows(schema.get("items"), entry, f"{prefix} {index}".strip())
-        return found
-    return [(prefix or "Value", value(data, schema))]
+            yield from _leaves(schema.get("items"), entry, f"{prefix} {index}".strip(), deeper)
+    else:
+        yield (prefix or "Value", data, schema)
 
 
 # --- Moments and spans ---------------------------------------------------------------------------

@@ -4,13 +4,29 @@ from typing import Any
 
 from django.http import HttpRequest
 
+from config.client_ip import client_ip
 from reviewqueue import services
 
 
 def on_logged_in(*, request: HttpRequest, user: Any, **_: Any) -> None:
-    services.audit_record(action="login", actor=user, ip=request.META.get("REMOTE_ADDR"))
+    services.audit_record(action="login", actor=user, ip=client_ip(request))
 
 
 def on_logged_out(*, request: HttpRequest, user: Any, **_: Any) -> None:
     if user is not None:
-        services.audit_record(action="logout", actor=user, ip=request.META.get("REMOTE_ADDR"))
+        services.audit_record(action="logout", actor=user, ip=client_ip(request))
+
+
+def on_login_failed(
+    *, credentials: dict[str, Any], request: HttpRequest | None = None, **_: Any
+) -> None:
+    """A wrong password (or a locked-out try): the name tried, never the password."""
+    username = str(credentials.get("username") or "")[:150]
+    ip = client_ip(request) if request is not None else None
+    services.audit_record(action="login.failed", ip=ip, username=username)
+
+
+def on_locked_out(*, request: HttpRequest, username: str | None, ip_address: str, **_: Any) -> None:
+    services.audit_record(
+        action="login.locked_out", ip=ip_address or None, username=(username or "")[:150]
+    )

@@ -14,6 +14,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from config.client_ip import client_ip
 from flows_integration import client as flows_client
 from flows_integration.models import FlowRun, FlowTemplate, RunStatus
 from flows_integration.services import run_refresh
@@ -21,7 +22,7 @@ from reviewqueue import roles, run_selectors, selectors, services
 
 
 def _ip(request: HttpRequest) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
+    return client_ip(request)
 
 
 def _run_for_user(request: HttpRequest, flow_run_id: uuid.UUID) -> FlowRun:

@@ -259,13 +259,24 @@ def readable_sections(schema: Mapping[str, Any], data: Any) -> list[Section]:
     properties = schema.get("properties", {}) if isinstance(schema, Mapping) else {}
     general: list[tuple[str, str]] = []
     sections = []
+    # One budget of rows for the whole input (present.SHOWN_ROWS), so that 100,000 small
+    # entries are cut as surely as one entry of 100,000 values.
+    left, skipped = present.SHOWN_ROWS, 0
     for key, value in data.items():
+        if left <= 0:
+            skipped += 1
+            continue
         sub = properties.get(key, {}) if isinstance(properties, Mapping) else {}
         label = title_of(key, sub)
         if isinstance(value, Mapping):
-            sections.append(Section(label, present.rows(sub, value)))
+            rows = present.shown_rows(sub, value, limit=left)
+            sections.append(Section(label, rows))
         else:
-            general.extend(present.rows(sub, value, label))
+            rows = present.shown_rows(sub, value, label, limit=left)
+            general.extend(rows)
+        left -= len(rows)
+    if skipped:
+        sections.append(Section("Not shown", [("…", f"(truncated, {skipped:,} more entries)")]))
     return ([Section("General", general)] if general else []) + sections
 
 
@@ -277,7 +288,7 @@ def earlier_steps(document: Mapping[str, Any], results: Any) -> list[Section]:
     for state_id, state in document.get("states", {}).items():
         if state_id not in results or not isinstance(state, Mapping):
             continue
-        rows = present.rows(state_result_schema(state), results[state_id])
+        rows = present.shown_rows(state_result_schema(state), results[state_id])
         title = title_of(state_id, state)
         sections.append(Section(title, rows if results[state_id] != {} else [("Result", "—")]))
     return sections
@@ -286,7 +297,8 @@ def earlier_steps(document: Mapping[str, Any], results: Any) -> list[Section]:
 def output_rows(document: Mapping[str, Any], output: Any) -> list[tuple[str, str]]:
     """The Run's output as labelled rows, described by the template's `output` (its titles and
     `x-display`), never a dict."""
-    return present.rows(_described(document, document.get("output")), output) if output else []
+    described = _described(document, document.get("output"))
+    return present.shown_rows(described, output) if output else []
 
 
 def _described(document: Mapping[str, Any], projection: Any) -> Any:
@@ -310,7 +322,7 @@ def _described(document: Mapping[str, Any], projection: Any) -> Any:
 def answer_rows(document: Mapping[str, Any], state_id: str, answer: Any) -> list[tuple[str, str]]:
     """An answer sent (or waiting to be sent) for a callback state, in the words of its form."""
     state = document.get("states", {}).get(state_id)
-    return present.rows(state.get("input") if isinstance(state, Mapping) else None, answer)
+    return present.shown_rows(state.get("input") if isinstance(state, Mapping) else None, answer)
 
 
 @dataclass(frozen=True)
@@ -406,3 +418,36 @@ def timeline(item: ReviewItem, *, limit: int = 100) -> list[TimelineEntry]:
 def _run_event_text(document: Mapping[str, Any], status: str, state_id: str) -> str:
     text = f"Run {status.replace('_', ' ').lower() or 'updated'}"
     return f"{text} at {state_title(document, state_id)}" if state_id else text
+
+
+@dataclass(frozen=True)
+class SigninLock:
+    """A username or an address that too many wrong passwords have locked out, until ``until``."""
+
+    kind: str  # "username" or "address"
+    value: str
+    failures: int
+    until: datetime
+
+
+def signin_locks() -> list[SigninLock]:
+    """Who is locked out of signing in now (django-axes counts usernames and addresses apart)."""
+    from axes.models import AccessAttempt
+    from django.conf import settings
+    from django.db.models import Max, Sum
+
+    cooloff = settings.AXES_COOLOFF_TIME
+    recent = AccessAttempt.objects.filter(attempt_time__gte=timezone.now() - cooloff)
+    locks = []
+    for kind, field in (("username", "username"), ("address", "ip_address")):
+        counted = (
+            recent.exclude(**{f"{field}__isnull": True})
+            .values(field)
+            .annotate(failures=Sum("failures_since_start"), last=Max("attempt_time"))
+            .filter(failures__gte=settings.AXES_FAILURE_LIMIT)
+            .order_by("-last")
+        )
+        locks += [
+            SigninLock(kind, row[field], row["failures"], row["last"] + cooloff) for row in counted
+        ]
+    return locks

@@ -65,6 +65,10 @@ class RunMovedOn(ReviewError):
     """The Run is no longer PENDING at the item's state: input is refused and kept as a draft."""
 
 
+class DraftTooLarge(ReviewError):
+    """A draft past DRAFT_FIELDS_MAX, DRAFT_VALUE_MAX or DRAFT_TOTAL_MAX: nothing is kept."""
+
+
 # --- Audit -----------------------------------------------------------------------------------
 
 
@@ -119,6 +123,18 @@ def audit_read(
         audit_record(
             action=action, actor=actor, item=item, flow_run_id=flow_run_id, ip=ip, **detail
         )
+
+
+def signin_unlock(*, kind: str, value: str, user: Any, ip: str | None = None) -> int:
+    """Let a locked-out username or address try to sign in again; audited. Returns how many
+    attempt records were cleared (0: it was not locked, or its lock had already run out)."""
+    from axes.utils import reset
+
+    if kind not in ("username", "address"):
+        raise ReviewError("Unlock a username or an address.")
+    cleared = reset(username=value) if kind == "username" else reset(ip=value)
+    audit_record(action="signin.unlocked", actor=user, ip=ip, kind=kind, value=value)
+    return cleared
 
 
 def _transition(item: ReviewItem, status: str) -> None:
@@ -638,6 +654,12 @@ def draft_save(
 
 
 DRAFT_SKIPS = frozenset({"csrfmiddlewaretoken", PART, FIELDS, READING})
+# A draft keeps whatever is posted, field names included, so without limits one request could
+# store megabytes per item and person. The largest demo form posts a few dozen values of a few
+# hundred characters; an array form at its 100 rows stays well inside these.
+DRAFT_FIELDS_MAX = 1_000  # values, as Django's DATA_UPLOAD_MAX_NUMBER_FIELDS counts them
+DRAFT_VALUE_MAX = 20_000  # characters in one value (a long free-text answer)
+DRAFT_TOTAL_MAX = 100_000  # characters in all names and values together
 
 
 def draft_keep(
@@ -660,6 +682,7 @@ def draft_keep(
         for k, v in data.items()
         if k not in DRAFT_SKIPS
     }
+    _draft_check(fields)
     page, count = reading or ("", None)
     values = {"data": fields, "saved_at": timezone.now(), "page_load": page, "reading": count}
     with transaction.atomic():
@@ -674,14 +697,43 @@ def draft_keep(
     return draft
 
 
+def _draft_check(fields: Mapping[str, list[str]]) -> None:
+    """DraftTooLarge unless ``fields`` is within the draft limits (checked before anything is
+    written, so a refused draft leaves the stored one as it was)."""
+    values = [value for name_values in fields.values() for value in name_values]
+    if len(values) > DRAFT_FIELDS_MAX:
+        raise DraftTooLarge(
+            f"This draft has {len(values):,} values; a draft keeps at most {DRAFT_FIELDS_MAX:,}."
+        )
+    longest = max(map(len, values), default=0)
+    if longest > DRAFT_VALUE_MAX:
+        raise DraftTooLarge(
+            f"A field holds {longest:,} characters; a draft keeps at most {DRAFT_VALUE_MAX:,} "
+            "per field. Shorten it."
+        )
+    total = sum(map(len, fields)) + sum(map(len, values))
+    if total > DRAFT_TOTAL_MAX:
+        raise DraftTooLarge(
+            f"This draft holds {total:,} characters; a draft keeps at most {DRAFT_TOTAL_MAX:,}."
+        )
+
+
 def draft_for(*, item: ReviewItem, user: Any) -> Draft | None:
     return Draft.objects.filter(item=item, user=user).first()
+
+
+NOTE_MAX = Note._meta.get_field("body").max_length or 5_000
 
 
 def note_add(*, item: ReviewItem, user: Any, body: str, ip: str | None = None) -> Note:
     body = body.strip()
     if not body:
         raise ReviewError("Write something first.")
+    # The column is a TextField, whose max_length no database enforces: checked here.
+    if len(body) > NOTE_MAX:
+        raise ReviewError(
+            f"A note can be at most {NOTE_MAX:,} characters; this one has {len(body):,}."
+        )
     if "\x00" in body:
         raise ReviewError("The note contains a character that cannot be stored (NUL).")
     note = Note.objects.create(item=item, author=user, body=body)

@@ -9,6 +9,7 @@ urlpatterns = [
     path("next/", views.get_next, name="get_next"),
     path("preferences/", views.preferences, name="preferences"),
     path("triage/", views.triage, name="triage"),
+    path("sign-in-locks/", views.signin_locks, name="signin_locks"),
     path("runs/", run_views.run_list, name="runs"),
     path("runs/<uuid:flow_run_id>/", run_views.run_detail, name="run"),
     path("runs/<uuid:flow_run_id>/resync/", run_views.run_resync, name="run_resync"),

@@ -20,6 +20,7 @@ from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefresh, retarget
 
+from config.client_ip import client_ip
 from config.middleware import BACKGROUND_HEADER
 from flows_integration.models import TemplateVersion
 from reviewqueue import roles, selectors, services
@@ -31,7 +32,7 @@ from reviewqueue.schema_forms import FIELDS, PART, FormSpec, SchemaForm, build_f
 
 
 def _ip(request: HttpRequest) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
+    return client_ip(request)
 
 
 def _htmx(request: HttpRequest) -> bool:
@@ -82,6 +83,8 @@ def queue(request: HttpRequest) -> HttpResponse:
         return render(request, "reviewqueue/queue.html#queue-rows", context)
     if roles.can_triage(request.user):
         context["triage_count"] = selectors.runs_in_triage().count()
+    if roles.is_supervisor(request.user):
+        context["signin_locks"] = len(selectors.signin_locks())
     return render(request, "reviewqueue/queue.html", context)
 
 
@@ -345,7 +348,8 @@ def item_draft(request: HttpRequest, pk: int) -> HttpResponse:
         )
     except services.ReviewError as exc:
         context = {"item": item, "draft_error": str(exc)}
-        return render(request, "reviewqueue/item.html#draft-state", context, status=409)
+        status = 422 if isinstance(exc, services.DraftTooLarge) else 409
+        return render(request, "reviewqueue/item.html#draft-state", context, status=status)
     if not _htmx(request):
         return redirect("reviewqueue:item", pk=item.pk)
     return render(request, "reviewqueue/item.html#draft-state", {"item": item, "draft": draft})
@@ -366,9 +370,13 @@ def item_form(request: HttpRequest, pk: int) -> HttpResponse:
         spec, request.POST, partial_url=_form_url(item), context=_run_context(item)
     )
     form.suppress_errors()
-    services.draft_save(
-        item=item, user=request.user, data=_fields_of(form), reading=reading_of(request.POST)
-    )
+    try:
+        services.draft_save(
+            item=item, user=request.user, data=_fields_of(form), reading=reading_of(request.POST)
+        )
+    except services.DraftTooLarge as exc:
+        response = _item_form_response(request, item, form, status=422, error=str(exc))
+        return retarget(response, "#item-panel") if _htmx(request) else response
     if not _htmx(request):
         return redirect("reviewqueue:item", pk=item.pk)
     part = request.POST.get(PART)
@@ -414,11 +422,19 @@ def item_submit(request: HttpRequest, pk: int) -> HttpResponse:
             reading=reading_of(request.POST),
         )
     except services.ReviewError as exc:
-        # Refused (claim lost, the Run moved on, already sent): the input stays as my draft.
-        services.draft_keep(
-            item=item, user=request.user, data=_fields_of(form), reading=reading_of(request.POST)
-        )
-        return _item_form_response(request, item, form, status=409, error=str(exc))
+        # Refused (claim lost, the Run moved on, already sent): the input stays as my draft,
+        # unless it is more than a draft keeps.
+        error, status = str(exc), 409
+        try:
+            services.draft_keep(
+                item=item,
+                user=request.user,
+                data=_fields_of(form),
+                reading=reading_of(request.POST),
+            )
+        except services.DraftTooLarge as too_large:
+            error, status = str(too_large), 422
+        return _item_form_response(request, item, form, status=status, error=error)
     if request.POST.get("next") == "1":
         return get_next(request)
     return _item_response(request, item)
@@ -580,3 +596,26 @@ def form_partial(
         # The fieldset asked for is gone (the answer changed under it): replace the whole form.
         return retarget(response, "#schema-form") if part is not None else response
     return render(request, "reviewqueue/form_page.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def signin_locks(request: HttpRequest) -> HttpResponse:
+    """Supervisors see who is locked out of signing in and can let them try again."""
+    if not roles.is_supervisor(request.user):
+        raise Http404
+    if request.method == "POST":
+        kind, value = request.POST.get("kind", ""), request.POST.get("value", "")
+        try:
+            services.signin_unlock(kind=kind, value=value, user=request.user, ip=_ip(request))
+        except services.ReviewError as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, f"{value} may sign in again.")
+        return redirect("reviewqueue:signin_locks")
+    context = {
+        "locks": selectors.signin_locks(),
+        "failure_limit": settings.AXES_FAILURE_LIMIT,
+        "cooloff_minutes": round(settings.AXES_COOLOFF_TIME.total_seconds() / 60),
+    }
+    return render(request, "reviewqueue/signin_locks.html", context)

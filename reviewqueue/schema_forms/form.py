@@ -96,7 +96,7 @@ class SchemaForm(forms.Form):
         # (label, value for people, path): values go through the one presenter (money, titles
         # of codes, dates); the path is kept for tests and authors, never shown to staff.
         self.context_items = [
-            (label, present.value(value, schema), path)
+            (label, present.value_shown(value, schema), path)
             for label, value, path, schema in zip(
                 labels, values, spec.context_paths, schemas, strict=False
             )

@@ -1,38 +1,81 @@
 """Settings come from the environment, strictly; production refuses to start without secrets."""
 
+import json
 import os
 import subprocess
 import sys
+from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_bool, env_choice, env_int, env_list, env_str
 
+ROOT = Path(__file__).resolve().parents[2]
+# Settings of ours and Django's that a developer's shell might have set: none may leak in.
+_SETTING_PREFIXES = ("FLOWS_", "FLOWDESK_", "SECURE_", "CSRF_", "EMAIL_")
+# DJANGO_ALLOW_ASYNC_UNSAFE: tests/conftest.py sets it for Playwright; no deployment has it.
+_SETTING_NAMES = (
+    "SECRET_KEY",
+    "DEBUG",
+    "DATABASE_URL",
+    "ALLOWED_HOSTS",
+    "DJANGO_ALLOW_ASYNC_UNSAFE",
+)
+
+
+def settings_environment(**env: str) -> dict[str, str]:
+    """This process's environment without any Flowdesk setting, with exactly these set."""
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(_SETTING_PREFIXES) and k not in _SETTING_NAMES
+    }
+    return {**clean, "DJANGO_SETTINGS_MODULE": "config.settings", **env}
+
+
+def run_with_settings(args: list[str], **env: str) -> subprocess.CompletedProcess:
+    """``python ARGS`` in a fresh interpreter, from the project's root, with these settings."""
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=ROOT,
+        env=settings_environment(**env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
 
 def start_django(**env: str) -> subprocess.CompletedProcess:
     """Import the settings in a fresh interpreter with exactly these variables set."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWS_", "FLOWDESK_"))}
-    for name in ("SECRET_KEY", "DEBUG", "DATABASE_URL", "ALLOWED_HOSTS"):
-        clean.pop(name, None)
-    return subprocess.run(
-        [sys.executable, "-c", "import django; django.setup(); print('started')"],
-        env={**clean, "DJANGO_SETTINGS_MODULE": "config.settings", **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
+    return run_with_settings(["-c", "import django; django.setup(); print('started')"], **env)
+
+
+def settings_of(*names: str, **env: str) -> dict[str, Any]:
+    """The named settings as a fresh interpreter reads them from these variables (JSON: tuples
+    come back as lists)."""
+    code = (
+        "import json, django; django.setup(); from django.conf import settings; "
+        f"print(json.dumps({{n: getattr(settings, n, None) for n in {list(names)!r}}}))"
     )
+    result = run_with_settings(["-c", code], **env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
 
 
 PRODUCTION = {
     "FLOWDESK_MODE": "production",
-    "SECRET_KEY": "s3cret-for-tests-only",
+    # Django's check --deploy wants 50 characters, 5 of them different; production refuses less.
+    "SECRET_KEY": "tests-only-3Fq9xPz7Lm2Vn8Rb4Kc6Wd1Ys5Tg0Hj-never-deployed",
     "DATABASE_URL": "postgres://flowdesk@db.internal:5432/flowdesk",
     "ALLOWED_HOSTS": "flowdesk.example.org",
     "FLOWS_API_URL": "https://api.soharhealth.example/v1",
     "FLOWS_CLIENT_ID": "client-id",
     "FLOWS_CLIENT_SECRET": "client-secret",
     "FLOWS_WEBHOOK_SECRET": "whsec_c2VjcmV0",
+    # Password reset e-mail over SMTP: check --deploy refuses the console backend.
+    "EMAIL_HOST": "smtp.example.org",
 }
 
 
@@ -99,3 +142,95 @@ def test_secrets_can_come_from_files(monkeypatch, tmp_path):
     monkeypatch.setenv("X_SECRET_FILE", str(tmp_path / "missing"))
     with pytest.raises(ImproperlyConfigured):
         env_str("X_SECRET")
+
+
+# --- Transport and headers (docs/security.md) ----------------------------------------------
+
+# config/settings.py's default, which the README calls "a demo whsec_ secret": it is public.
+DEMO_WEBHOOK_SECRET = "whsec_Zmxvd2Rlc2stZGVtby13ZWJob29rLXNlY3JldA=="
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "refusal"),
+    [
+        ("SECRET_KEY", "s3cret-for-tests-only", "SECRET_KEY must be at least 50"),
+        ("SECRET_KEY", "django-insecure-" + "k3y" * 20, "SECRET_KEY must be at least 50"),
+        ("SECRET_KEY", "ab" * 40, "SECRET_KEY must be at least 50"),
+        ("FLOWS_WEBHOOK_SECRET", DEMO_WEBHOOK_SECRET, "the README's demo secret"),
+        ("FLOWS_API_URL", "http://api.soharhealth.example/v1", "FLOWS_API_URL must be https://"),
+        ("FLOWS_API_URL", "HTTP://api.soharhealth.example/v1", "FLOWS_API_URL must be https://"),
+    ],
+)
+def test_production_refuses_a_weak_setting(name, value, refusal):
+    result = start_django(**{**PRODUCTION, name: value})
+    assert result.returncode != 0
+    assert "FLOWDESK_MODE=production refuses: " in result.stderr
+    assert refusal in result.stderr
+    # Development keeps its demo values.
+    assert start_django(**{name: value}).stdout.strip() == "started"
+
+
+TRANSPORT = (
+    "SECURE_SSL_REDIRECT",
+    "SECURE_HSTS_SECONDS",
+    "SECURE_HSTS_INCLUDE_SUBDOMAINS",
+    "SECURE_HSTS_PRELOAD",
+    "SECURE_PROXY_SSL_HEADER",
+    "CSRF_TRUSTED_ORIGINS",
+    "SESSION_COOKIE_SECURE",
+    "CSRF_COOKIE_SECURE",
+)
+
+
+def test_production_is_https_only():
+    assert settings_of(*TRANSPORT, **PRODUCTION) == {
+        "SECURE_SSL_REDIRECT": True,
+        "SECURE_HSTS_SECONDS": 365 * 24 * 60 * 60,
+        "SECURE_HSTS_INCLUDE_SUBDOMAINS": True,
+        "SECURE_HSTS_PRELOAD": True,
+        "SECURE_PROXY_SSL_HEADER": None,
+        "CSRF_TRUSTED_ORIGINS": [],
+        "SESSION_COOKIE_SECURE": True,
+        "CSRF_COOKIE_SECURE": True,
+    }
+    values = settings_of(*TRANSPORT)
+    assert not values["SECURE_SSL_REDIRECT"]
+    assert values["SECURE_HSTS_SECONDS"] == 0  # a browser would refuse http://localhost for a year
+
+
+def test_the_proxy_settings_come_from_the_environment():
+    values = settings_of(
+        "SECURE_PROXY_SSL_HEADER",
+        "CSRF_TRUSTED_ORIGINS",
+        SECURE_PROXY_SSL_HEADER="X-Forwarded-Proto",
+        CSRF_TRUSTED_ORIGINS="https://flowdesk.example.org, https://review.example.org",
+    )
+    assert values == {
+        "SECURE_PROXY_SSL_HEADER": ["HTTP_X_FORWARDED_PROTO", "https"],
+        "CSRF_TRUSTED_ORIGINS": ["https://flowdesk.example.org", "https://review.example.org"],
+    }
+    # A proxy that says it with another value.
+    assert settings_of("SECURE_PROXY_SSL_HEADER", SECURE_PROXY_SSL_HEADER="X-Forwarded-Ssl=on") == {
+        "SECURE_PROXY_SSL_HEADER": ["HTTP_X_FORWARDED_SSL", "on"]
+    }
+
+
+def test_the_client_address_settings_are_strict():
+    assert settings_of(
+        "FLOWDESK_CLIENT_IP_HEADER",
+        "FLOWDESK_TRUSTED_PROXIES",
+        FLOWDESK_CLIENT_IP_HEADER="X-Forwarded-For",
+        FLOWDESK_TRUSTED_PROXIES="2",
+    ) == {"FLOWDESK_CLIENT_IP_HEADER": "X-Forwarded-For", "FLOWDESK_TRUSTED_PROXIES": 2}
+    result = start_django(FLOWDESK_TRUSTED_PROXIES="0")
+    assert result.returncode != 0
+    assert "FLOWDESK_TRUSTED_PROXIES must be 1 or more" in result.stderr
+
+
+def test_check_deploy_passes_in_production():
+    """Django's own deployment checklist, warnings included, with production's settings."""
+    result = run_with_settings(
+        ["manage.py", "check", "--deploy", "--fail-level", "WARNING"], **PRODUCTION
+    )
+    assert result.returncode == 0, result.stderr
+    assert "System check identified no issues" in result.stdout

@@ -1,6 +1,7 @@
 """The engine's admin: publishing versions, and the webhook delivery log."""
 
 import pytest
+from django.test import RequestFactory
 from django.urls import reverse
 
 from flows_engine import services
@@ -56,7 +57,7 @@ def test_a_document_naming_another_version_than_it_would_get_is_refused(admin_cl
 @pytest.mark.django_db
 def test_the_demo_flow_admin_may_publish_and_nothing_more(client):
     demo.demo_users_ensure()
-    client.login(username="ada", password=demo.DEMO_PASSWORD)
+    client.login(request=RequestFactory().post("/"), username="ada", password=demo.DEMO_PASSWORD)
     assert client.post(ADD_URL, {"template_id": "sign-off", "source": VALID}).status_code == 302
     version = TemplateVersion.objects.get()
     change = reverse("admin:flows_engine_templateversion_change", args=[version.pk])

@@ -57,6 +57,25 @@ def test_token_refuses_bad_credentials_with_403(live_server, engine_clients, bod
     assert response.json()["error"] == "unauthorized"
 
 
+def test_wrong_secrets_lock_the_client_id_out_of_the_token_call(client, engine_clients, settings):
+    url, wrong = "/flows-api/oauth/token", {"client_id": "test-sandbox", "client_secret": "x"}
+    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+        assert client.post(url, wrong, content_type="application/json").status_code == 403
+    # The failure that reaches the limit already answers as the lock does.
+    assert client.post(url, wrong, content_type="application/json").status_code == 429
+    right = {"client_id": "test-sandbox", "client_secret": "sandbox-secret"}
+
+    response = client.post(url, right, content_type="application/json")
+
+    assert response.status_code == 429
+    assert response.json()["error"] == "rate_limited"
+    assert int(response["Retry-After"]) > 0
+    # Another client, from another address, is not held up by it.
+    other = {"client_id": "test-production", "client_secret": "production-secret"}
+    response = client.post(url, other, content_type="application/json", REMOTE_ADDR="10.2.2.2")
+    assert response.status_code == 200
+
+
 def test_token_refuses_get(live_server):
     assert httpx.get(f"{live_server.url}/flows-api/oauth/token").status_code == 405
 

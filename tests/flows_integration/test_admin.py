@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import RequestFactory
 from django.urls import reverse
 
 from flows_engine import services as engine
@@ -38,7 +39,7 @@ FLOWDESK_PUBLISH_URL = reverse("admin:flows_integration_templateversion_publish"
 @pytest.fixture
 def ada(client, role_groups):
     demo.demo_users_ensure()
-    client.login(username="ada", password=demo.DEMO_PASSWORD)
+    client.login(request=RequestFactory().post("/"), username="ada", password=demo.DEMO_PASSWORD)
     return client
 
 

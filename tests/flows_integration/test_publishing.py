@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 from django.contrib.admin.models import LogEntry
+from django.test import RequestFactory
 from django.urls import reverse
 
 from flows_engine import services as engine
@@ -63,7 +64,7 @@ def sohar(monkeypatch) -> Iterator[FaultyServer]:
 @pytest.fixture
 def ada(client, role_groups):
     demo.demo_users_ensure()
-    client.login(username="ada", password=demo.DEMO_PASSWORD)
+    client.login(request=RequestFactory().post("/"), username="ada", password=demo.DEMO_PASSWORD)
     return client
 
 
@@ -243,7 +244,7 @@ def test_only_those_who_may_store_versions_may_publish(client, ada, django_user_
     ada.logout()
     assert client.get(PUBLISH_URL).status_code == 302  # to the admin's sign-in
     django_user_model.objects.create_user("carol", password="carol-password", is_staff=True)
-    client.login(username="carol", password="carol-password")
+    client.login(request=RequestFactory().post("/"), username="carol", password="carol-password")
     assert client.get(PUBLISH_URL).status_code == 403
     assert client.post(PUBLISH_URL, {"template_id": "x", "source": SIGN_OFF}).status_code == 403
     assert sohar.count("POST") == 0

@@ -2,7 +2,7 @@ from argparse import BooleanOptionalAction
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from reviewqueue import demo
 
@@ -32,6 +32,13 @@ class Command(BaseCommand):
     def handle(
         self, *args: object, base_url: str, demo_content: bool | None, **options: object
     ) -> None:
+        if settings.PRODUCTION:
+            # Demo logins have published passwords, and the demo webhook secret is in the README.
+            raise CommandError(
+                "load_demo refuses to run with FLOWDESK_MODE=production: its logins and "
+                "secrets are public. Create the first login with "
+                "`python manage.py createsuperuser`."
+            )
         if not (settings.FLOWDESK_DEMO if demo_content is None else demo_content):
             self.stdout.write(
                 "No demo content: Flowdesk is pointed at a real Flows API "
