@@ -34,7 +34,9 @@ PUT_ROUTE = f"PUT /v1/flow-runs/{RUN_ID}"
 CREATE_ROUTE = "POST /v1/flows/coverage-check/runs"
 PHI = {"patient": {"firstName": "Maria", "lastName": "Sensitive-Name"}, "payerId": "60054"}
 
-FAST = {"connect_timeout": 0.5, "read_timeout": 0.3, "backoff_base": 0.01, "backoff_cap": 0.5}
+# Short enough that a hung server costs a test little, long enough that a loaded machine's
+# ordinary answer is never taken for a timeout (that would add an attempt to every count).
+FAST = {"connect_timeout": 1.0, "read_timeout": 1.0, "backoff_base": 0.01, "backoff_cap": 0.5}
 
 
 @pytest.fixture
@@ -150,7 +152,7 @@ def test_get_is_retried_after_a_read_timeout(server, flows, caplog):
 
 
 def test_get_gives_up_after_max_retries_with_a_transient_error(server, flows):
-    server.always(RUN_ROUTE, hang(2))
+    server.always(RUN_ROUTE, hang(30))
     with pytest.raises(client.TransientFlowsError) as caught:
         flows.get_run(RUN_ID)
     assert server.count(RUN_ROUTE) == 3  # one attempt and max_retries=2 repeats
@@ -167,7 +169,7 @@ def test_get_gives_up_after_max_retries_with_a_transient_error(server, flows):
     ],
     ids=["create", "update"],
 )
-@pytest.mark.parametrize("fault", [hang(2), reset(), drop()], ids=["timeout", "reset", "drop"])
+@pytest.mark.parametrize("fault", [hang(30), reset(), drop()], ids=["timeout", "reset", "drop"])
 def test_create_and_update_are_never_repeated_once_sent(server, flows, route, call, fault):
     server.always(route, fault)
     with pytest.raises(client.TransientFlowsError) as caught:
@@ -178,7 +180,7 @@ def test_create_and_update_are_never_repeated_once_sent(server, flows, route, ca
 
 
 def test_a_token_call_that_times_out_is_retried(server, flows):
-    server.plan("POST /oauth/token", hang(2))
+    server.plan("POST /oauth/token", hang(30))
     flows.get_run(RUN_ID)
     assert server.count("POST /oauth/token") == 2
 
@@ -231,6 +233,7 @@ def test_update_run_is_repeated_while_the_connection_is_refused(server, clock):
     flows = make_client(server.url, max_retries=5, transport=transport)
     flows.get_run(RUN_ID)  # holds a token now
     transport.tokens = list(server.tokens_issued)
+    clock.slept.clear()  # only the update's back-offs count below
     server.stop()
     try:
         updated = flows.update_run(RUN_ID, {"memberId": "00000000"})
