@@ -31,8 +31,12 @@ BANNER = f"""
   Demo logins (password for each: flowdesk-demo)
     reviewer    alice       Clinical and Billing teams' queues
     reviewer    bob         Clinical team's queues
+    reviewer    maria       Sign-off team: medical director sign-offs, write-off approvals
     supervisor  sam         every queue; reassigns, re-sends
     flow admin  ada         templates, routing and queues in /admin/
+    compliance  cora        the audit report: /audit/
+
+  sam and ada set up two-factor sign-in (an authenticator app) the first time they sign in.
 
   Flows engine API: http://127.0.0.1:{PORT}/flows-api/  (OpenAPI: /flows-api/openapi.json)
   Demo API credentials: demo-sandbox / demo-sandbox-secret, demo-production / demo-production-secret

@@ -1,17 +1,20 @@
-"""Session limits: 30 idle minutes and 12 hours at most (DESIGN.md, correctness rules), no
-caching of what a signed-in person is shown, and the time zone each person's pages are shown in.
+"""Session limits: 30 idle minutes and 12 hours at most (DESIGN.md, correctness rules), one
+session per person where the site asks for it, no caching of what a signed-in person is shown,
+and the time zone each person's pages are shown in.
 
 Django's own expiry is one sliding age; we need two limits, and background polling (the queue's
 live refresh, a claim's lease timer) must not count as activity, or an unattended screen would
 stay signed in forever. Polling requests say so with the ``X-Flowdesk-Background`` header.
 """
 
+import secrets
 import time
 import zoneinfo
 from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.signals import user_logged_in
 from django.http import HttpRequest, HttpResponse
@@ -24,17 +27,29 @@ BACKGROUND_HEADER = "X-Flowdesk-Background"
 # Recording activity at most once a minute keeps most requests from writing the session; a
 # shorter idle limit records it more often, so that a person at work is never taken for idle.
 ACTIVITY_GRANULARITY = 60
+# The session's copy of its sign-in's key (``LatestSignIn``), for SESSION_ONE_PER_USER.
+SIGN_IN_KEY = "sign_in_key"
+SIGNED_IN_ELSEWHERE = "You were signed out because you signed in somewhere else."
 
 
 def _activity_granularity() -> int:
     return max(1, min(ACTIVITY_GRANULARITY, settings.SESSION_IDLE_SECONDS // 4))
 
 
-def _session_start(*, request: HttpRequest, **_: object) -> None:
-    """A sign-in starts both clocks afresh (``login`` keeps the data of the same user's session)."""
+def _session_start(*, request: HttpRequest, user: Any, **_: object) -> None:
+    """A sign-in starts both clocks afresh (``login`` keeps the data of the same user's session)
+    and becomes the person's latest sign-in. That is recorded whether or not
+    SESSION_ONE_PER_USER is on, so that switching it on needs no sign-in first to apply."""
+    from reviewqueue.models import LatestSignIn  # config is loaded before the apps
+
     now = int(time.time())
     request.session["signed_in_at"] = now
     request.session["active_at"] = now
+    key = secrets.token_hex(16)
+    LatestSignIn.objects.update_or_create(
+        user_id=user.pk, defaults={"key": key, "signed_in_at": timezone.now()}
+    )
+    request.session[SIGN_IN_KEY] = key
 
 
 user_logged_in.connect(_session_start, dispatch_uid="config.session_start")
@@ -47,11 +62,17 @@ def session_limits(get_response: Callable[[HttpRequest], HttpResponse]) -> Calla
             session = request.session
             started = session.setdefault("signed_in_at", now)
             active = session.get("active_at", started)
+            replaced = settings.SESSION_ONE_PER_USER and _replaced(request)
             if (
-                now - started > settings.SESSION_MAX_SECONDS
+                replaced
+                or now - started > settings.SESSION_MAX_SECONDS
                 or now - active > settings.SESSION_IDLE_SECONDS
             ):
                 logout(request)
+                if replaced:
+                    # Said on the sign-in page this request is sent to (a cookie: the session
+                    # is gone), so that nobody takes it for a fault or an intruder.
+                    messages.info(request, SIGNED_IN_ELSEWHERE)
                 if getattr(request, "htmx", False):
                     return HttpResponseClientRedirect(resolve_url(settings.LOGIN_URL))
             elif BACKGROUND_HEADER not in request.headers and (
@@ -61,6 +82,18 @@ def session_limits(get_response: Callable[[HttpRequest], HttpResponse]) -> Calla
         return get_response(request)
 
     return middleware
+
+
+def _replaced(request: HttpRequest) -> bool:
+    """Whether the person has signed in again since this session's sign-in (elsewhere, or here
+    after another session was started). One indexed read, only with SESSION_ONE_PER_USER."""
+    from reviewqueue.models import LatestSignIn
+
+    user_id = request.user.pk
+    if user_id is None:
+        return False
+    latest = LatestSignIn.objects.filter(user_id=user_id).values_list("key", flat=True).first()
+    return latest is not None and latest != request.session.get(SIGN_IN_KEY)
 
 
 def no_store_when_signed_in(get_response: Callable[[HttpRequest], HttpResponse]) -> Callable:

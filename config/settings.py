@@ -96,6 +96,12 @@ if PRODUCTION:
     if urlsplit(FLOWS_API_URL).scheme.lower() != "https":
         # Client secret, bearer tokens and patients' data would cross the network in clear.
         refused.append(f"FLOWS_API_URL must be https://, not {FLOWS_API_URL!r}")
+    if urlsplit(env_str("OIDC_ISSUER") or "https://").scheme.lower() != "https":
+        # The provider's keys, and who signed in, would come over the network in clear.
+        refused.append("OIDC_ISSUER must be https://")
+    if (env_str("DATABASE_URL") or "").lower().startswith("sqlite"):
+        # SQLite cannot keep the audit trail from the application that writes it (docs/security.md).
+        refused.append("DATABASE_URL must be PostgreSQL, not SQLite")
     if refused:
         raise ImproperlyConfigured(f"FLOWDESK_MODE=production refuses: {'; '.join(refused)}")
 
@@ -109,6 +115,10 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "audit",
     "flows_integration",
     "reviewqueue",
     "intake",
@@ -124,12 +134,17 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Says whether this session gave its two-factor code (request.user.is_verified()).
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "audit.context.acting_request",
     "config.middleware.no_store_when_signed_in",
     "config.middleware.session_limits",
     "config.middleware.time_zone",
+    # After session_limits (an ended session is anonymous): no page before the code.
+    "reviewqueue.two_factor.verification_required",
     # Last, as django-axes asks: it turns a locked-out sign-in into its page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -212,6 +227,17 @@ PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT", 60 * 60)
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
 
+# --- Two-factor sign-in (reviewqueue/two_factor.py): a code from an authenticator app ---
+# Superusers, staff (Django admin), supervisors and flow admins set it up at their first sign-in
+# and give a code at every one after; reviewers too when TWO_FACTOR_FOR_REVIEWERS is on, and
+# anyone who turned it on for themselves. TWO_FACTOR_ENABLED=false asks no one: for development
+# only (the tests turn it off in tests/conftest.py and on where they test it). Wrong codes have
+# their own limit, django-otp's doubling wait per device (1, 2, 4 ... seconds).
+TWO_FACTOR_ENABLED = env_bool("TWO_FACTOR_ENABLED", default=True)
+TWO_FACTOR_FOR_REVIEWERS = env_bool("TWO_FACTOR_FOR_REVIEWERS", default=False)
+# The name authenticator apps show next to the person's codes.
+OTP_TOTP_ISSUER = env_str("TWO_FACTOR_ISSUER") or "Flowdesk"
+
 # --- Sign-in throttle (django-axes): wrong passwords lock out the name and the address ---
 # Counted apart: 10 failures for one username, or from one address, lock that username or
 # address until 15 minutes after the last one, or until a supervisor unlocks it (Sign-in locks).
@@ -234,16 +260,61 @@ AXES_CLIENT_IP_CALLABLE = "config.client_ip.client_ip"
 AXES_ENABLE_ACCESS_FAILURE_LOG = False
 AXES_DISABLE_ACCESS_LOG = True
 AXES_VERBOSE = False
-# Sessions end after 30 idle minutes and 12 hours at most (config/middleware.py): the cookie
-# lives for the maximum, and background polling does not count as activity.
+# Sessions end after 30 idle minutes and 12 hours at most (config/middleware.py): the stored
+# session lives for the maximum, and background polling does not count as activity.
 SESSION_IDLE_SECONDS = env_int("SESSION_IDLE_SECONDS", 30 * 60)
 SESSION_MAX_SECONDS = env_int("SESSION_MAX_SECONDS", 12 * 60 * 60)
 SESSION_COOKIE_AGE = SESSION_MAX_SECONDS
+# A session cookie (no Expires): closing the browser ends the sign-in; the server still ends the
+# session at the limits above, whichever comes first.
+SESSION_EXPIRE_AT_BROWSER_CLOSE = env_bool("SESSION_EXPIRE_AT_BROWSER_CLOSE", default=True)
+# One session per person: signing in ends that person's other sessions (at their next request,
+# with a message saying why; config/middleware.py). Off by default: staff often keep two browsers.
+SESSION_ONE_PER_USER = env_bool("SESSION_ONE_PER_USER", default=False)
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = PRODUCTION
 CSRF_COOKIE_SECURE = PRODUCTION
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+
+# --- Single sign-on through OpenID Connect (reviewqueue/oidc.py): off unless OIDC_ISSUER is set ---
+# The provider's issuer URL (`https://login.hospital.example/realms/staff`): its endpoints and
+# keys are read from `<issuer>/.well-known/openid-configuration` at the first sign-in. The client
+# is registered there as confidential, authorization code, redirect URI
+# `https://<flowdesk>/accounts/oidc/callback/`. Read per request (tests switch it on).
+OIDC_ISSUER = (env_str("OIDC_ISSUER") or "").rstrip("/")
+OIDC_CLIENT_ID = env_str("OIDC_CLIENT_ID") or ""
+OIDC_CLIENT_SECRET = env_str("OIDC_CLIENT_SECRET") or ""
+if OIDC_ISSUER and not (OIDC_CLIENT_ID and OIDC_CLIENT_SECRET):
+    raise ImproperlyConfigured("OIDC_ISSUER needs OIDC_CLIENT_ID and OIDC_CLIENT_SECRET")
+if OIDC_ISSUER and urlsplit(OIDC_ISSUER).scheme not in ("http", "https"):
+    raise ImproperlyConfigured(f"OIDC_ISSUER must be an https:// URL, not {OIDC_ISSUER!r}")
+# The button reads "Sign in with <name>".
+OIDC_PROVIDER_NAME = env_str("OIDC_PROVIDER_NAME") or "your hospital account"
+# No password form: passwords then work for superusers only (/admin/login/, the way in when the
+# provider is down).
+OIDC_ONLY = env_bool("OIDC_ONLY", default=False)
+# A person the provider knows and Flowdesk does not gets a user with no role (else a plain page).
+OIDC_CREATE_USERS = env_bool("OIDC_CREATE_USERS", default=False)
+# The provider asks for a second factor itself: no Flowdesk code after signing in there.
+OIDC_PROVIDER_DOES_MFA = env_bool("OIDC_PROVIDER_DOES_MFA", default=False)
+OIDC_TIMEOUT = env_float("OIDC_TIMEOUT", 10.0)
+# mozilla-django-oidc's own settings: our views and backend, PKCE, no token kept in the session.
+OIDC_AUTHENTICATE_CLASS = "reviewqueue.oidc.SignIn"
+OIDC_CALLBACK_CLASS = "reviewqueue.oidc.Callback"
+OIDC_RP_SCOPES = "openid email profile"
+OIDC_RP_SIGN_ALGO = "RS256"
+OIDC_USE_PKCE = True
+OIDC_STORE_ACCESS_TOKEN = False
+OIDC_STORE_ID_TOKEN = False
+# Always there, idle while OIDC_ISSUER is unset: sessions signed in through it keep their user.
+AUTHENTICATION_BACKENDS.append("reviewqueue.oidc.Backend")
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django_otp.middleware.OTPMiddleware") + 1,
+    "reviewqueue.oidc.provider_verified",
+)
+# axes keeps a failed sign-in's query string: the callback's one-time code and state are not its.
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "code", "state"]
 
 # --- Transport: HTTPS only in production, also behind a proxy that terminates TLS ---
 # The header by which the proxy says the request reached it over HTTPS: `X-Forwarded-Proto`
@@ -366,6 +437,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "flows-inbox-sweep": {"task": "flows_integration.tasks.sweep_inbox", "schedule": 30.0},
     "review-expire-leases": {"task": "reviewqueue.tasks.expire_leases", "schedule": 60.0},
     "review-outbox-sweep": {"task": "reviewqueue.tasks.sweep_outbox", "schedule": 30.0},
+    "sessions-clear-expired": {
+        "task": "reviewqueue.tasks.clear_expired_sessions",
+        "schedule": 60 * 60.0,
+    },
+    # An ERROR log line when the audit trail's hash chain is broken: alert on it.
+    "audit-verify": {"task": "audit.tasks.verify_trail", "schedule": 24 * 60 * 60.0},
 }
 if FLOWS_ENGINE_ENABLED:
     CELERY_BEAT_SCHEDULE["engine-sweep"] = {
@@ -381,8 +458,12 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL") or "INFO"},
     # httpx logs every URL at INFO; the URLs carry run ids, which are noise in production logs.
     # axes logs every failed sign-in with the username at INFO: the audit trail has them.
+    # django.db.backends (with DEBUG on) and django.template log at DEBUG what they handle: SQL
+    # with its parameters, a page's whole context for each variable it leaves unset. Both hold
+    # patients' data: LOG_LEVEL=DEBUG must not reach them (tests/test_no_phi_in_logs.py).
     "loggers": {
         "django.db.backends": {"level": "INFO"},
+        "django.template": {"level": "INFO"},
         "httpx": {"level": "WARNING"},
         "axes": {"level": "WARNING"},
     },

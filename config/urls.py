@@ -4,13 +4,19 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from config.views import healthz, ping
-from reviewqueue import account_views
+from reviewqueue import account_views, oidc, two_factor_views
+
+# OIDC_ONLY refuses passwords to all but superusers here as on the sign-in page.
+admin.site.login_form = oidc.AdminPasswordForm
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("ping", ping, name="ping"),
     path("admin/", admin.site.urls),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/login/", oidc.LoginView.as_view(), name="login"),
+    # Single sign-on (reviewqueue/oidc.py): authenticate/ and callback/ answer 404 until
+    # OIDC_ISSUER is set.
+    path("accounts/oidc/", include("mozilla_django_oidc.urls")),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/password/", account_views.PasswordChange.as_view(), name="password_change"),
     path(
@@ -40,6 +46,15 @@ urlpatterns = [
         auth_views.PasswordResetCompleteView.as_view(),
         name="password_reset_complete",
     ),
+    path("accounts/two-factor/", two_factor_views.overview, name="two_factor"),
+    path("accounts/two-factor/verify/", two_factor_views.verify, name="two_factor_verify"),
+    path("accounts/two-factor/set-up/", two_factor_views.enrol, name="two_factor_enrol"),
+    path(
+        "accounts/two-factor/recovery-codes/",
+        two_factor_views.recovery_codes,
+        name="two_factor_recovery_codes",
+    ),
+    path("accounts/two-factor/reset/", two_factor_views.reset, name="two_factor_reset"),
     path("flows/", include("flows_integration.urls")),
     path("", include("intake.urls")),
     path("", include("reviewqueue.urls")),

@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 import flowspec
+from audit.admin import PatientDataAdmin
 from flows_integration import client as flows_client
 from flows_integration import publishing, services
 from flows_integration.models import (
@@ -297,7 +298,7 @@ PUBLISH = "Publish a new version to the Flows server"
 
 
 @admin.register(FlowRun)
-class FlowRunAdmin(ReadOnlyAdmin):
+class FlowRunAdmin(PatientDataAdmin, ReadOnlyAdmin):
     list_display = ["flow_run_id", "template", "version", "status", "state_id", "synced_at"]
     list_filter = ["status", "state_unresolved", "template"]
     search_fields = ["flow_run_id"]
@@ -306,7 +307,7 @@ class FlowRunAdmin(ReadOnlyAdmin):
 
 
 @admin.register(WebhookEvent)
-class WebhookEventAdmin(ReadOnlyAdmin):
+class WebhookEventAdmin(PatientDataAdmin, ReadOnlyAdmin):
     list_display = ["svix_id", "event_type", "flow_run_id", "status", "received_at", "processed_at"]
     list_filter = ["event_type", "status"]
     search_fields = ["svix_id", "flow_run_id"]

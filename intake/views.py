@@ -21,7 +21,7 @@ from flows_integration import client as flows_client
 from flows_integration.models import TERMINAL_STATUSES, FlowRun, TemplateVersion
 from intake import services
 from intake.models import Source, StartedRun
-from reviewqueue import selectors
+from reviewqueue import roles, selectors
 from reviewqueue.schema_forms import START, FormSpec, SchemaForm, build_form
 from reviewqueue.services import audit_read
 
@@ -79,11 +79,12 @@ def start_form(request: HttpRequest, template_id: str) -> HttpResponse:
     spec = FormSpec.for_state(version.document, START)
     assert spec is not None  # START always has a form
     partial_url = reverse("reviewqueue:form_partial", args=[template_id, version.number, START])
+    signer = roles.display_name(request.user)  # who starts the Run signs its x-signature fields
     if request.method == "GET":
-        form, _ = build_form(spec, None, partial_url=partial_url)
+        form, _ = build_form(spec, None, partial_url=partial_url, signer=signer)
         return _form_page(request, version, form, key=uuid.uuid4())
     key = _key(request.POST.get(KEY, ""))
-    form, acted = build_form(spec, request.POST, partial_url=partial_url)
+    form, acted = build_form(spec, request.POST, partial_url=partial_url, signer=signer)
     if acted:  # a row added or removed without JavaScript
         form.suppress_errors()
         return _form_page(request, version, form, key=key)

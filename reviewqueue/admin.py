@@ -16,10 +16,11 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.views.decorators.http import require_http_methods
 
+from audit.admin import PatientDataAdmin
 from flows_integration.admin import ReadOnlyAdmin, TemplateVersionAdmin
 from flows_integration.models import TemplateVersion
 from reviewqueue.forms import PreferencesForm
-from reviewqueue.models import AuditEvent, Queue, ReviewItem, Route, StaffPreferences
+from reviewqueue.models import Queue, ReviewItem, Route, StaffPreferences
 from reviewqueue.schema_forms import START, FormSpec
 from reviewqueue.views import form_for_request
 
@@ -100,7 +101,7 @@ class TemplateVersionPreviewAdmin(TemplateVersionAdmin):
 
 class RouteInline(admin.TabularInline):
     model = Route
-    fields = ("template", "state_id", "priority", "priority_path")
+    fields = ("template", "state_id", "priority", "priority_path", "not_by_earlier_answerers")
     extra = 1
 
 
@@ -120,13 +121,21 @@ class QueueAdmin(admin.ModelAdmin):
 
 @admin.register(Route)
 class RouteAdmin(admin.ModelAdmin):
-    list_display = ("template", "state_id", "queue", "priority", "priority_path")
-    list_filter = ("queue",)
+    list_display = (
+        "template",
+        "state_id",
+        "queue",
+        "priority",
+        "priority_path",
+        "not_by_earlier_answerers",
+    )
+    list_filter = ("queue", "not_by_earlier_answerers")
     list_select_related = ("template", "queue")
 
 
 @admin.register(ReviewItem)
-class ReviewItemAdmin(ReadOnlyAdmin):
+class ReviewItemAdmin(PatientDataAdmin, ReadOnlyAdmin):
+    run_id_field = "run_ref"
     list_display = ("run_ref", "state_id", "queue", "status", "claimed_by", "priority", "due_at")
     list_filter = ("status", "queue")
     list_select_related = ("queue", "claimed_by")
@@ -142,17 +151,3 @@ class StaffPreferencesAdmin(admin.ModelAdmin):
     list_select_related = ("user",)
     search_fields = ("user__username",)
     autocomplete_fields = ("user",)
-
-
-@admin.register(AuditEvent)
-class AuditEventAdmin(ReadOnlyAdmin):
-    """The audit log, append-only: nobody edits or deletes it, an admin included."""
-
-    list_display = ("at", "action", "actor", "flow_run_id", "ip")
-    list_filter = ("action",)
-    list_select_related = ("actor",)
-    search_fields = ("=flow_run_id",)
-    show_full_result_count = False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

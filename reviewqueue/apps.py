@@ -13,8 +13,12 @@ class ReviewqueueConfig(AppConfig):
             user_login_failed,
         )
 
+        from audit import tracking
         from flows_integration.signals import run_status_changed, runs_status_changed
         from reviewqueue import receivers, services
+        from reviewqueue.models import Queue, Route
+
+        tracking.track(Queue, Route)
 
         run_status_changed.connect(
             services.on_run_status_changed, dispatch_uid="reviewqueue.item_follow_run"

@@ -15,19 +15,40 @@ DEMO_PASSWORD = "flowdesk-demo"
 DEMO_USERS: list[tuple[str, str, tuple[str, ...], tuple[str, ...]]] = [
     ("alice", "Alice", (roles.REVIEWER,), ("Clinical team", "Billing team")),
     ("bob", "Bob", (roles.REVIEWER,), ("Clinical team",)),
+    # Signs off what the others decided: a medical director's and a billing manager's steps.
+    ("maria", "Maria", (roles.REVIEWER,), ("Sign-off team",)),
     ("sam", "Sam", (roles.SUPERVISOR,), ()),
     ("ada", "Ada", (roles.FLOW_ADMIN,), ()),
+    # Reads and exports the audit trail; works no queue.
+    ("cora", "Cora", (roles.COMPLIANCE,), ()),
 ]
-# queue, its teams, its SLA, and the templates routed to it: (template id, priority)
-DEMO_QUEUES: list[tuple[str, tuple[str, ...], timedelta, list[tuple[str, int]]]] = [
-    ("Clinical review", ("Clinical team",), timedelta(hours=4), [("prior-authorization", 50)]),
+# queue, its teams, its SLA, and its routes: (template id, state id or "" for every state,
+# priority, whether whoever answered another step of the Run is kept from it)
+DemoRoute = tuple[str, str, int, bool]
+DEMO_QUEUES: list[tuple[str, tuple[str, ...], timedelta, list[DemoRoute]]] = [
+    (
+        "Clinical review",
+        ("Clinical team",),
+        timedelta(hours=4),
+        [("prior-authorization", "", 50, False)],
+    ),
     (
         "Eligibility",
         ("Clinical team", "Billing team"),
         timedelta(hours=8),
-        [("coverage-check", 10)],
+        [("coverage-check", "", 10, False)],
     ),
-    ("Billing", ("Billing team",), timedelta(days=1), [("billing-write-off", 0)]),
+    ("Billing", ("Billing team",), timedelta(days=1), [("billing-write-off", "", 0, False)]),
+    # Separation of duties: a sign-off is another team's, and never its own decision's.
+    (
+        "Sign-off",
+        ("Sign-off team",),
+        timedelta(hours=8),
+        [
+            ("prior-authorization", "supervisor-signoff", 50, True),
+            ("billing-write-off", "manager-approval", 0, True),
+        ],
+    ),
 ]
 
 
@@ -77,10 +98,16 @@ def demo_queues_ensure() -> list[Queue]:
     for name, teams, sla, routes in DEMO_QUEUES:
         queue, _ = Queue.objects.get_or_create(name=name, defaults={"sla": sla})
         queue.teams.add(*[Group.objects.get_or_create(name=team)[0] for team in teams])
-        for template_id, priority in routes:
+        for template_id, state_id, priority, separate in routes:
             template, _ = FlowTemplate.objects.get_or_create(template_id=template_id)
             Route.objects.get_or_create(
-                template=template, state_id="", defaults={"queue": queue, "priority": priority}
+                template=template,
+                state_id=state_id,
+                defaults={
+                    "queue": queue,
+                    "priority": priority,
+                    "not_by_earlier_answerers": separate,
+                },
             )
         made.append(queue)
     return made

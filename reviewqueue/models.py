@@ -59,6 +59,14 @@ class Route(models.Model):
         help_text="Optional path into the Run's input whose number is the priority, "
         "e.g. $input.urgency; the fixed priority applies when it is missing.",
     )
+    # Separation of duties: read when someone takes or answers an item (selectors.barred), not
+    # copied onto items, so switching it on covers the items already waiting too.
+    not_by_earlier_answerers = models.BooleanField(
+        "another person than earlier steps' answerers",
+        default=False,
+        help_text="Separation of duties: whoever answered another step of the same Run (e.g. "
+        "the clinical review) may not claim, be assigned or answer this one (e.g. its sign-off).",
+    )
 
     class Meta:
         ordering = ["template", "state_id"]
@@ -378,32 +386,6 @@ class Note(models.Model):
         return f"note {self.pk}"
 
 
-class AuditEvent(models.Model):
-    """Append-only: who did or saw what, to which Run, when, from where.
-
-    A database trigger refuses UPDATE (and DELETE on PostgreSQL) of these rows; see the migration.
-    ``detail`` never holds PHI: ids, statuses and field names, not values.
-    """
-
-    at = models.DateTimeField(default=timezone.now, db_index=True)
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, models.PROTECT, null=True, blank=True, related_name="+"
-    )
-    action = models.CharField(max_length=50)
-    item = models.ForeignKey(
-        ReviewItem, models.PROTECT, null=True, blank=True, related_name="audit_events"
-    )
-    flow_run_id = models.UUIDField(null=True, blank=True, db_index=True)
-    ip = models.GenericIPAddressField(null=True, blank=True)
-    detail = models.JSONField(default=dict, blank=True)
-
-    class Meta:
-        ordering = ["at", "pk"]
-
-    def __str__(self) -> str:
-        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.action}"
-
-
 def validate_time_zone(value: str) -> None:
     """An IANA zone name this server knows (`America/New_York`), or blank for the site's."""
     if value and value not in available_time_zones():
@@ -433,3 +415,22 @@ class StaffPreferences(models.Model):
 
     def __str__(self) -> str:
         return f"preferences of {self.user}"
+
+
+class LatestSignIn(models.Model):
+    """Each person's latest sign-in, so that ``SESSION_ONE_PER_USER`` can end the others: a
+    session that carries another sign-in's key was replaced and ends on its next request
+    (``config.middleware.session_limits``). One row per person, overwritten at each sign-in: of
+    two sign-ins racing each other, the one written last stays, and only that one."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, models.CASCADE, primary_key=True, related_name="+"
+    )
+    key = models.CharField(max_length=32)
+    signed_in_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "latest sign-in"
+
+    def __str__(self) -> str:
+        return f"latest sign-in of user {self.user_id}"

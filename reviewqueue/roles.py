@@ -8,9 +8,11 @@ from typing import Any
 REVIEWER = "Reviewer"
 SUPERVISOR = "Supervisor"
 FLOW_ADMIN = "Flow admin"
+COMPLIANCE = "Compliance"
 
 SUPERVISE = "reviewqueue.supervise_item"
 STORE_VERSIONS = "flows_integration.add_templateversion"
+READ_AUDIT = "audit.view_auditevent"
 
 
 def is_supervisor(user: Any) -> bool:

@@ -17,9 +17,10 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_date
 
+from audit.models import AuditEvent
 from flows_integration.models import FlowRun, RunStatus, WebhookEvent
 from reviewqueue import roles, selectors
-from reviewqueue.models import ACTIVE_STATUSES, AuditEvent, ReviewItem, Submission
+from reviewqueue.models import ACTIVE_STATUSES, ReviewItem, Submission
 from reviewqueue.selectors import AUDIT_TEXT, TimelineEntry, state_title
 
 
@@ -287,7 +288,7 @@ def run_story(user: Any, run: FlowRun, *, limit: int = 200) -> RunStory:
     audits = list(
         AuditEvent.objects.filter(flow_run_id=run.flow_run_id)
         # Another queue's item of the same Run is not this person's to read about.
-        .filter(Q(item__isnull=True) | Q(item__in=[item.pk for item in items]))
+        .filter(Q(item_id__isnull=True) | Q(item_id__in=[item.pk for item in items]))
         .exclude(action__in=_VIEWS)
         .select_related("actor")
         .order_by("-at", "-pk")[:limit]

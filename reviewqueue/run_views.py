@@ -12,13 +12,13 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from config.client_ip import client_ip
 from flows_integration import client as flows_client
 from flows_integration.models import FlowRun, FlowTemplate, RunStatus
 from flows_integration.services import run_refresh
-from reviewqueue import roles, run_selectors, selectors, services
+from reviewqueue import roles, run_selectors, searches, selectors, services
 
 
 def _ip(request: HttpRequest) -> str | None:
@@ -39,13 +39,17 @@ def _run_for_user(request: HttpRequest, flow_run_id: uuid.UUID) -> FlowRun:
 
 
 @login_required
-@require_GET
+@require_http_methods(["GET", "POST"])
 def run_list(request: HttpRequest) -> HttpResponse:
-    """The Runs I may see, filtered and searched from the URL, newest first, paged. Open to
-    everyone signed in: what it lists is limited to their queues (a person without any sees an
-    empty list), so the top bar links to it without a query of its own on every page."""
+    """The Runs I may see, filtered from the URL and searched by a token in it (the term, an
+    external id, stays out of URLs: ``searches``), newest first, paged. Open to everyone signed
+    in: what it lists is limited to their queues (a person without any sees an empty list), so
+    the top bar links to it without a query of its own on every page."""
+    if request.method == "POST" or "q" in request.GET:
+        return searches.search_redirect(request, to="reviewqueue:runs")
     may_triage = roles.can_triage(request.user)
-    filters = run_selectors.RunFilters.from_query(request.GET)
+    query, search_gone = searches.search_query(request)
+    filters = run_selectors.RunFilters.from_query(query)
     page = run_selectors.runs_page(request.user, filters, may_triage=may_triage)
     services.audit_read(
         action="runs.viewed",
@@ -57,6 +61,7 @@ def run_list(request: HttpRequest) -> HttpResponse:
     query.pop("page", None)
     context = {
         "filters": filters,
+        "search_gone": search_gone,
         "page": page,
         "rows": [(run, page.step(run)) for run in page.runs],
         "statuses": RunStatus.choices,

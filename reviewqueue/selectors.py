@@ -8,6 +8,7 @@ from typing import Any
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
+from audit.models import AuditEvent
 from flows_integration.models import FlowRun, RunStatus, TemplateVersion, WebhookEvent
 from flows_integration.services import versions_pausing_at
 from reviewqueue import present, roles
@@ -15,10 +16,12 @@ from reviewqueue.models import (
     ACTIVE_STATUSES,
     SUPERVISING_STATUSES,
     WORKABLE_STATUSES,
-    AuditEvent,
     ItemStatus,
     Queue,
     ReviewItem,
+    Route,
+    Submission,
+    SubmissionStatus,
 )
 from reviewqueue.schema_forms.fields import humanize
 from reviewqueue.schema_forms.labels import schema_at, state_result_schema, title_of
@@ -37,6 +40,75 @@ def items_visible_to(user: Any) -> QuerySet[ReviewItem]:
     if roles.is_supervisor(user):
         return items
     return items.filter(queue__in=queues_visible_to(user).values("pk"))
+
+
+# --- Separation of duties --------------------------------------------------------------------
+
+# Answers that never reached the Run: Flows refused them (400), or they were not sent because the
+# Run had moved on. Any other submission, sent or still on its way, counts as having answered.
+NOT_ANSWERS = (SubmissionStatus.REJECTED, SubmissionStatus.REFUSED)
+
+
+def _separation_required() -> Q:
+    """Items whose route asks for another person than those who answered the Run's other steps.
+    The state's route decides, else the template's, as ``services.route_for`` routes; read from
+    the routes as they are now, so switching it on covers items already waiting."""
+    # Joined through the Run inside the subquery: the outer query stays on items alone, so
+    # "get next"'s FOR UPDATE locks no Run rows.
+    routes = Route.objects.filter(template__runs=OuterRef("run_id"))
+    own = routes.filter(state_id=OuterRef("state_id"))
+    return Q(Exists(own.filter(not_by_earlier_answerers=True))) | (
+        Q(Exists(routes.filter(state_id="", not_by_earlier_answerers=True))) & ~Q(Exists(own))
+    )
+
+
+def _answers_to_other_steps(user: Any) -> QuerySet[Submission]:
+    """``user``'s answers to the Run's other steps (the outer query's item's Run and state)."""
+    return (
+        Submission.objects.filter(item__run_id=OuterRef("run_id"), submitted_by=user)
+        .exclude(item__state_id=OuterRef("state_id"))
+        .exclude(status__in=NOT_ANSWERS)
+    )
+
+
+def barred(user: Any) -> Q:
+    """Items ``user`` may not take or answer: their route wants another person, and ``user``
+    answered another step of the same Run. A condition, not a list, so that claims, "get next"
+    and reassigning check it in the very statement that takes the item."""
+    return _separation_required() & Q(Exists(_answers_to_other_steps(user)))
+
+
+def separation_reason(item: ReviewItem, user: Any, *, you: bool = True) -> str:
+    """Why ``user`` may not take ``item`` (separation of duties), in plain words; "" when they
+    may. ``you``: said to ``user``, else to a supervisor about them."""
+    if not ReviewItem.objects.filter(pk=item.pk).filter(barred(user)).exists():
+        return ""
+    answered = (
+        Submission.objects.filter(item__run_id=item.run_id, submitted_by=user)
+        .exclude(item__state_id=item.state_id)
+        .exclude(status__in=NOT_ANSWERS)
+        .order_by("item__episode")
+        .values_list("item__state_id", flat=True)
+    )
+    document = item.version.document
+    steps = ", ".join(dict.fromkeys(state_title(document, state_id) for state_id in answered))
+    who = "You" if you else roles.display_name(user)
+    return (
+        f"{who} answered an earlier step of this Run ({steps}); another person must take this step."
+    )
+
+
+def earlier_answerers(item: ReviewItem) -> set[int]:
+    """Who may not take ``item`` because they answered another step of its Run (ids; empty when
+    its route does not ask for another person)."""
+    if not ReviewItem.objects.filter(pk=item.pk).filter(_separation_required()).exists():
+        return set()
+    return set(
+        Submission.objects.filter(item__run_id=item.run_id)
+        .exclude(item__state_id=item.state_id)
+        .exclude(status__in=NOT_ANSWERS)
+        .values_list("submitted_by_id", flat=True)
+    )
 
 
 # --- Triage ----------------------------------------------------------------------------------
@@ -398,7 +470,7 @@ def timeline(item: ReviewItem, *, limit: int = 100) -> list[TimelineEntry]:
         for e in events
     ]
     audits = (
-        AuditEvent.objects.filter(item=item)
+        AuditEvent.objects.filter(item_id=item.pk)
         .exclude(action="item.viewed")
         .select_related("actor")
         .order_by("-at")[:limit]

@@ -20,6 +20,8 @@ from django.db.models import Max, Q
 from django.utils import timezone
 
 import flowspec
+from audit import services as audit
+from audit.models import AuditEvent
 from flows_integration import client as flows_client
 from flows_integration import services as integration
 from flows_integration.models import (
@@ -37,7 +39,6 @@ from reviewqueue.models import (
     ITEM_TRANSITIONS,
     SUBMISSION_TRANSITIONS,
     WORKABLE_STATUSES,
-    AuditEvent,
     Draft,
     ItemStatus,
     Note,
@@ -48,7 +49,7 @@ from reviewqueue.models import (
     SubmissionStatus,
 )
 from reviewqueue.schema_forms import FIELDS, PART, READING
-from reviewqueue.selectors import items_visible_to
+from reviewqueue.selectors import barred, items_visible_to, separation_reason
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +64,10 @@ class NotYourClaim(ReviewError):
 
 class RunMovedOn(ReviewError):
     """The Run is no longer PENDING at the item's state: input is refused and kept as a draft."""
+
+
+class SeparationOfDuties(ReviewError):
+    """The item's route wants another person than those who answered the Run's other steps."""
 
 
 class DraftTooLarge(ReviewError):
@@ -81,23 +86,10 @@ def audit_record(
     ip: str | None = None,
     **detail: Any,
 ) -> AuditEvent:
-    """Append one audit event. ``detail`` takes ids, statuses and field names, never values."""
-    if item is not None and flow_run_id is None:
-        flow_run_id = item.run_ref
-    return AuditEvent.objects.create(
-        action=action,
-        actor=actor if getattr(actor, "is_authenticated", False) else None,
-        item=item,
-        flow_run_id=flow_run_id,
-        ip=ip,
-        detail=detail,
+    """Append one audit event, named by its item and the item's Run."""
+    return audit.audit_record(
+        action=action, actor=actor, ip=ip, **_item_fields(item, flow_run_id), **detail
     )
-
-
-# A page polled every few seconds, or reloaded, is one read for the audit trail: the same person
-# reading the same thing again within this window adds no row. Whether a read is recorded is
-# never the client's to say.
-READ_FOLDED_WITHIN = timedelta(minutes=5)
 
 
 def audit_read(
@@ -110,19 +102,13 @@ def audit_read(
     **detail: Any,
 ) -> None:
     """Record that ``actor`` read patient data, unless they read exactly this a moment ago."""
-    if item is not None and flow_run_id is None:
-        flow_run_id = item.run_ref
-    recent = AuditEvent.objects.filter(
-        action=action,
-        actor=actor,
-        item=item,
-        flow_run_id=flow_run_id,
-        at__gte=timezone.now() - READ_FOLDED_WITHIN,
-    )
-    if not any(event.detail == detail for event in recent.only("detail")):
-        audit_record(
-            action=action, actor=actor, item=item, flow_run_id=flow_run_id, ip=ip, **detail
-        )
+    audit.audit_read(action=action, actor=actor, ip=ip, **_item_fields(item, flow_run_id), **detail)
+
+
+def _item_fields(item: ReviewItem | None, flow_run_id: Any = None) -> dict[str, Any]:
+    if item is None:
+        return {"item_id": None, "flow_run_id": flow_run_id}
+    return {"item_id": item.pk, "flow_run_id": flow_run_id or item.run_ref}
 
 
 def signin_unlock(*, kind: str, value: str, user: Any, ip: str | None = None) -> int:
@@ -382,11 +368,10 @@ def _items_close_many(changes: list[RunChange]) -> None:
         ReviewItem.objects.bulk_update(
             closed, ["status", "status_changed_at", "closed_at", "lease_until", "claimed_by"]
         )
-        AuditEvent.objects.bulk_create(
-            AuditEvent(
+        audit.append(
+            audit.audit_event(
                 action="item.resumed" if item.status == ItemStatus.RESUMED else "item.superseded",
-                item=item,
-                flow_run_id=item.run_ref,
+                **_item_fields(item),
                 detail={"run_status": new_status[item.run_id]},
             )
             for item in closed
@@ -441,11 +426,10 @@ def _items_open_many(changes: list[RunChange]) -> None:
         for item in new:
             item_open(run=item.run, state_id=item.state_id)
         return
-    AuditEvent.objects.bulk_create(
-        AuditEvent(
+    audit.append(
+        audit.audit_event(
             action="item.opened",
-            item=item,
-            flow_run_id=item.run_ref,
+            **_item_fields(item),
             detail={"queue": item.queue_id, "state": item.state_id},
         )
         for item in new
@@ -509,7 +493,8 @@ def lease_length() -> timedelta:
 
 def item_claim(*, item: ReviewItem, user: Any, ip: str | None = None) -> ReviewItem:
     """Claim an open item (or renew one's own claim). One conditional UPDATE settles a race:
-    of N people claiming at once exactly one row update succeeds."""
+    of N people claiming at once exactly one row update succeeds. The same UPDATE refuses
+    someone whom the item's route keeps from it (separation of duties, ``selectors.barred``)."""
     now = timezone.now()
     # The claim and its audit row commit together: a claim is never made unaudited.
     with transaction.atomic():
@@ -520,6 +505,7 @@ def item_claim(*, item: ReviewItem, user: Any, ip: str | None = None) -> ReviewI
                 | Q(status=ItemStatus.CLAIMED, claimed_by=user)
                 | Q(status=ItemStatus.CLAIMED, lease_until__lt=now)
             )
+            .filter(~barred(user))
             .update(
                 status=ItemStatus.CLAIMED,
                 claimed_by=user,
@@ -529,6 +515,8 @@ def item_claim(*, item: ReviewItem, user: Any, ip: str | None = None) -> ReviewI
         )
         item.refresh_from_db()
         if not taken:
+            if reason := separation_reason(item, user):
+                raise SeparationOfDuties(reason)
             if item.status == ItemStatus.CLAIMED and item.claimed_by is not None:
                 raise ReviewError(f"{roles.display_name(item.claimed_by)} is working on this item.")
             raise ReviewError(f"This item is {item.get_status_display().lower()}.")
@@ -540,7 +528,9 @@ def item_get_next(*, user: Any, ip: str | None = None) -> ReviewItem | None:
     """Claim the most urgent open item that ``user`` may take, atomically.
 
     ``skip_locked`` lets concurrent callers pass over rows another transaction is claiming, so
-    eight people pressing "get next" at once get eight different items without waiting.
+    eight people pressing "get next" at once get eight different items without waiting. Items
+    that ``user`` answered another step of, where the route wants another person, are passed
+    over too: never handed out only to be refused.
     """
     now = timezone.now()
     with transaction.atomic():
@@ -548,6 +538,7 @@ def item_get_next(*, user: Any, ip: str | None = None) -> ReviewItem | None:
             items_visible_to(user)
             .select_for_update(skip_locked=True)
             .filter(status=ItemStatus.OPEN)
+            .filter(~barred(user))
             .order_by("-priority", "due_at", "pk")
             .first()
         )
@@ -584,21 +575,28 @@ def item_release(*, item: ReviewItem, user: Any, ip: str | None = None) -> Revie
 
 
 def item_reassign(*, item: ReviewItem, to: Any, by: Any, ip: str | None = None) -> ReviewItem:
-    """A supervisor hands a workable item to someone (who must be able to see its queue)."""
+    """A supervisor hands a workable item to someone (who must be able to see its queue, and
+    whom its route does not keep from it: separation of duties, checked in the UPDATE)."""
     if not roles.is_supervisor(by):
         raise ReviewError("Only a supervisor can reassign items.")
     if not items_visible_to(to).filter(pk=item.pk).exists():
         raise ReviewError(f"{roles.display_name(to)} does not work in the {item.queue} queue.")
     now = timezone.now()
     with transaction.atomic():  # reassigned and audited together
-        count = ReviewItem.objects.filter(pk=item.pk, status__in=WORKABLE_STATUSES).update(
-            status=ItemStatus.CLAIMED,
-            claimed_by=to,
-            lease_until=now + lease_length(),
-            status_changed_at=now,
+        count = (
+            ReviewItem.objects.filter(pk=item.pk, status__in=WORKABLE_STATUSES)
+            .filter(~barred(to))
+            .update(
+                status=ItemStatus.CLAIMED,
+                claimed_by=to,
+                lease_until=now + lease_length(),
+                status_changed_at=now,
+            )
         )
         item.refresh_from_db()
         if not count:
+            if reason := separation_reason(item, to, you=False):
+                raise SeparationOfDuties(reason)
             raise ReviewError(f"This item is {item.get_status_display().lower()}.")
         audit_record(action="item.reassigned", actor=by, item=item, ip=ip, to=to.pk)
     return item
@@ -781,6 +779,11 @@ def submission_create(
                 if locked.status == ItemStatus.CLAIMED and holder is not None and holder != user:
                     raise NotYourClaim(f"{roles.display_name(holder)} is working on this item.")
                 raise NotYourClaim("Your claim on this item has ended. Claim it again to submit.")
+            # Held since before an answer of theirs to another step (or before the route asked
+            # for another person): refused here too. The item's row lock and the one active item
+            # per Run keep any other answer to this Run from being made meanwhile.
+            if reason := separation_reason(locked, user):
+                raise SeparationOfDuties(reason)
             if run.status != RunStatus.PENDING or run.state_id != locked.state_id:
                 raise RunMovedOn(
                     f"The Run is no longer waiting at this step ({run.get_status_display()}). "

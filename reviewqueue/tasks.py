@@ -1,6 +1,7 @@
 """Celery tasks of the review queue: thin, idempotent, each calling one service."""
 
 from celery import shared_task
+from django.core.management import call_command
 
 from reviewqueue import services
 
@@ -19,3 +20,10 @@ def expire_leases() -> int:
 @shared_task(time_limit=60)
 def sweep_outbox() -> int:
     return services.outbox_sweep()
+
+
+@shared_task
+def clear_expired_sessions() -> None:
+    """Expired sessions, and the searches they kept, leave the database (Django's own
+    ``clearsessions``, whatever the session engine)."""
+    call_command("clearsessions")

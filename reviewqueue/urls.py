@@ -1,6 +1,6 @@
 from django.urls import path
 
-from reviewqueue import run_views, views
+from reviewqueue import audit_views, run_views, views
 
 app_name = "reviewqueue"
 
@@ -10,6 +10,8 @@ urlpatterns = [
     path("preferences/", views.preferences, name="preferences"),
     path("triage/", views.triage, name="triage"),
     path("sign-in-locks/", views.signin_locks, name="signin_locks"),
+    path("audit/", audit_views.audit_report, name="audit"),
+    path("audit/export.csv", audit_views.audit_export, name="audit_export"),
     path("runs/", run_views.run_list, name="runs"),
     path("runs/<uuid:flow_run_id>/", run_views.run_detail, name="run"),
     path("runs/<uuid:flow_run_id>/resync/", run_views.run_resync, name="run_resync"),

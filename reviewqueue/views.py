@@ -23,10 +23,25 @@ from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefre
 from config.client_ip import client_ip
 from config.middleware import BACKGROUND_HEADER
 from flows_integration.models import TemplateVersion
-from reviewqueue import roles, selectors, services
+from reviewqueue import roles, searches, selectors, services
 from reviewqueue.forms import PreferencesForm
-from reviewqueue.models import Draft, ItemStatus, ReviewItem, StaffPreferences, SubmissionStatus
-from reviewqueue.schema_forms import FIELDS, PART, FormSpec, SchemaForm, build_form, reading_of
+from reviewqueue.models import (
+    WORKABLE_STATUSES,
+    Draft,
+    ItemStatus,
+    ReviewItem,
+    StaffPreferences,
+    SubmissionStatus,
+)
+from reviewqueue.schema_forms import (
+    FIELDS,
+    PART,
+    FormSpec,
+    SchemaForm,
+    build_form,
+    reading_of,
+    signed_data,
+)
 
 # --- Helpers ---------------------------------------------------------------------------------
 
@@ -54,11 +69,15 @@ def _item_for_user(request: HttpRequest, pk: int) -> ReviewItem:
 
 
 @login_required
-@require_GET
+@require_http_methods(["GET", "POST"])
 def queue(request: HttpRequest) -> HttpResponse:
-    """The items of my queues, filtered, searched, sorted and paged; htmx polls the rows."""
+    """The items of my queues, filtered, searched, sorted and paged; htmx polls the rows. The
+    filter form is posted, so that the search term stays out of the URL (``searches``)."""
+    if request.method == "POST" or "q" in request.GET:
+        return searches.search_redirect(request, to="reviewqueue:queue")
     supervisor = roles.is_supervisor(request.user)
-    filters = selectors.QueueFilters.from_query(request.GET, supervisor=supervisor)
+    query, search_gone = searches.search_query(request)
+    filters = selectors.QueueFilters.from_query(query, supervisor=supervisor)
     since = _moment(request.GET.get("since", "")) or timezone.now()
     page = selectors.queue_page(request.user, filters, since=since)
     # The polled rows need their own steps' titles; the whole page's filters list every step.
@@ -69,6 +88,7 @@ def queue(request: HttpRequest) -> HttpResponse:
     )
     context = {
         "filters": filters,
+        "search_gone": search_gone,
         "page": page,
         "since": since,
         "queues": selectors.queues_visible_to(request.user),
@@ -151,11 +171,19 @@ def _item_context(
     )
     draft = services.draft_for(item=item, user=request.user)
     if form is None and mine:
-        form = _saved_form(item, spec, draft)
-    kept = _draft_form(item, spec, draft).typed_values() if draft and not mine else []
+        form = _saved_form(item, spec, draft, signer=_signer(request))
+    kept = (
+        _draft_form(item, spec, draft, signer=_signer(request)).typed_values()
+        if draft and not mine
+        else []
+    )
     supervisor = roles.is_supervisor(request.user)
     submission = item.submissions.first()
     document = item.version.document
+    # Said before anyone presses Claim: the route keeps this person from the item.
+    separation = (
+        selectors.separation_reason(item, request.user) if item.status in WORKABLE_STATUSES else ""
+    )
     context = {
         "item": item,
         "run": item.run,
@@ -163,6 +191,7 @@ def _item_context(
         "form": form,
         "mine": mine,
         "claim_ended": claim_ended,
+        "separation": separation,
         "error": error,
         "is_supervisor": supervisor,
         "submission": submission,
@@ -196,13 +225,22 @@ def _run_context(item: ReviewItem) -> dict[str, Any]:
     return {"input": item.run.input_data, "states": item.run.state_results}
 
 
-def _saved_form(item: ReviewItem, spec: FormSpec, draft: Draft | None) -> SchemaForm:
+def _signer(request: HttpRequest) -> str:
+    """The name a form's signature fields (`x-signature`) carry: whoever is signed in."""
+    return roles.display_name(request.user)
+
+
+def _saved_form(
+    item: ReviewItem, spec: FormSpec, draft: Draft | None, *, signer: str
+) -> SchemaForm:
     """The form as the reviewer left it: their draft, with the errors Flows reported on their
     last submission, or a fresh form."""
     if draft is None:
-        form, _ = build_form(spec, None, partial_url=_form_url(item), context=_run_context(item))
+        form, _ = build_form(
+            spec, None, partial_url=_form_url(item), context=_run_context(item), signer=signer
+        )
         return form
-    form = _draft_form(item, spec, draft)
+    form = _draft_form(item, spec, draft, signer=signer)
     rejected = item.submissions.filter(status=SubmissionStatus.REJECTED).first()
     if rejected is not None and rejected.created_at >= draft.saved_at - _SAME_MOMENT:
         form.is_valid()
@@ -213,12 +251,14 @@ def _saved_form(item: ReviewItem, spec: FormSpec, draft: Draft | None) -> Schema
     return form
 
 
-def _draft_form(item: ReviewItem, spec: FormSpec, draft: Draft) -> SchemaForm:
+def _draft_form(item: ReviewItem, spec: FormSpec, draft: Draft, *, signer: str) -> SchemaForm:
     """The form bound to what the draft kept, as typed."""
     data = QueryDict(mutable=True)
     for name, values in draft.data.items():
         data.setlist(name, values)
-    form, _ = build_form(spec, data, partial_url=_form_url(item), context=_run_context(item))
+    form, _ = build_form(
+        spec, data, partial_url=_form_url(item), context=_run_context(item), signer=signer
+    )
     return form
 
 
@@ -234,6 +274,8 @@ _SAME_MOMENT = timedelta(seconds=1)
 
 def _colleagues(item: ReviewItem) -> list[Any]:
     users = get_user_model().objects.filter(is_active=True, groups__queues=item.queue)
+    # Not offered: whoever its route keeps from it (services.item_reassign refuses them too).
+    users = users.exclude(pk__in=selectors.earlier_answerers(item))
     return list(users.distinct().order_by("username")[:100])
 
 
@@ -339,11 +381,14 @@ def item_draft(request: HttpRequest, pk: int) -> HttpResponse:
     if FIELDS not in request.POST:
         context = {"item": item, "draft_error": _FIELDS_LOST}
         return render(request, "reviewqueue/item.html#draft-state", context, status=422)
+    spec = FormSpec.for_state(item.version.document, item.state_id)
+    # A signature is kept as the signer's name, never as posted (schema_forms.SignatureField).
+    posted = signed_data(spec, request.POST, signer=_signer(request)) if spec else request.POST
     try:
         draft = services.draft_save(
             item=item,
             user=request.user,
-            data=dict(request.POST.lists()),
+            data=dict(posted.lists()),
             reading=reading_of(request.POST),
         )
     except services.ReviewError as exc:
@@ -367,7 +412,11 @@ def item_form(request: HttpRequest, pk: int) -> HttpResponse:
     if FIELDS not in request.POST:
         return HttpResponse(status=204)  # nothing to re-render from; the page keeps its fields
     form, _ = build_form(
-        spec, request.POST, partial_url=_form_url(item), context=_run_context(item)
+        spec,
+        request.POST,
+        partial_url=_form_url(item),
+        context=_run_context(item),
+        signer=_signer(request),
     )
     form.suppress_errors()
     try:
@@ -403,8 +452,13 @@ def item_submit(request: HttpRequest, pk: int) -> HttpResponse:
         raise Http404
     if FIELDS not in request.POST:
         return _item_response(request, item, status=409, error=_FIELDS_LOST)
+    # Signature fields carry the signed-in person's name whatever was posted for them.
     form, acted = build_form(
-        spec, request.POST, partial_url=_form_url(item), context=_run_context(item)
+        spec,
+        request.POST,
+        partial_url=_form_url(item),
+        context=_run_context(item),
+        signer=_signer(request),
     )
     if acted:
         form.suppress_errors()
@@ -492,7 +546,12 @@ def preferences(request: HttpRequest) -> HttpResponse:
         messages.success(request, "Your preferences are saved.")
         target = reverse("reviewqueue:preferences")
         return HttpResponseClientRedirect(target) if _htmx(request) else redirect(target)
-    context = {"form": form, "site_zone": settings.TIME_ZONE, "now": timezone.now()}
+    context = {
+        "form": form,
+        "site_zone": settings.TIME_ZONE,
+        "now": timezone.now(),
+        "is_supervisor": roles.is_supervisor(request.user),
+    }
     return render(
         request, "reviewqueue/preferences.html", context, status=422 if form.errors else 200
     )
@@ -562,7 +621,7 @@ def form_for_request(request: HttpRequest, spec: FormSpec, partial_url: str) -> 
     """The form for a GET (defaults) or a POST: a row action or a conditional's `~part` shows
     the data as typed; any other POST is validated."""
     data = request.POST if request.method == "POST" else None
-    form, acted = build_form(spec, data, partial_url=partial_url)
+    form, acted = build_form(spec, data, partial_url=partial_url, signer=_signer(request))
     if data is not None:
         if acted or PART in data:
             form.suppress_errors()

@@ -49,6 +49,13 @@ def fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def two_factor_off(settings):
+    """Two-factor sign-in is on by default; the suite's sign-ins (``force_login``, the login page
+    in Chromium) are about other things. Its own tests turn it on (test_two_factor.py)."""
+    settings.TWO_FACTOR_ENABLED = False
+
+
 @pytest.fixture
 def celery_worker(transactional_db: None) -> Iterator[object]:
     """A real Celery worker consuming from the real broker, in a thread of this process."""
@@ -213,6 +220,7 @@ def role_groups(db) -> None:
 
     for module in (
         "reviewqueue.migrations.0002_roles_default_queue_audit",
+        "reviewqueue.migrations.0008_audit_trail_moved",
         "intake.migrations.0002_start_run_roles",
     ):
         for name, wanted in import_module(module).ROLE_PERMISSIONS.items():

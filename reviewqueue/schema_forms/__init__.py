@@ -18,13 +18,16 @@ How the tree is built:
   a property name is escaped as `~1`/`~0` (as in JSON Pointer), so names never collide. Control
   parameters (`diagnoses~rows`, `~action`, `~part`, `~form`, `~reading`) contain a bare `~` that
   no field name has.
+- A string marked `x-signature: true` is the signed-in person's name (`signer`): shown
+  read-only, and whatever a request posts for it is replaced by that name before anything reads
+  or keeps it.
 
 Validation: Django's fields parse what was typed (numbers, dates) first; then the assembled JSON
 goes through `flowspec.input_validator` (Draft 2020-12 with formats) as the final word, and every
 error lands on its field (by path), on its fieldset, or on the form, in plain words.
 """
 
-from reviewqueue.schema_forms.fields import EMPTY, field_name, html_id
+from reviewqueue.schema_forms.fields import EMPTY, SIGNATURE, field_name, html_id
 from reviewqueue.schema_forms.form import (
     ACTION,
     FIELDS,
@@ -37,6 +40,7 @@ from reviewqueue.schema_forms.form import (
     plain_message,
     reading_of,
     schema_errors,
+    signed_data,
 )
 from reviewqueue.schema_forms.tree import START, ArrayNode, FieldNode, FormSpec, Node, ObjectNode
 
@@ -47,6 +51,7 @@ __all__ = [
     "PART",
     "START",
     "READING",
+    "SIGNATURE",
     "ArrayNode",
     "FieldNode",
     "FormSpec",
@@ -61,4 +66,5 @@ __all__ = [
     "plain_message",
     "reading_of",
     "schema_errors",
+    "signed_data",
 ]

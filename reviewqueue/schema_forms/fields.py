@@ -70,6 +70,35 @@ class TextField(forms.CharField):
         return value if isinstance(value, str) else json.dumps(value)
 
 
+# The schema keyword a template author uses to mark a signature (our annotation, like
+# `x-display`: validators ignore it): a string the form fills with the signed-in person's name.
+SIGNATURE: Final = "x-signature"
+
+
+class SignatureField(TextField):
+    """A signature: the signed-in person's name (``signer``), never what a request carries.
+
+    Shown read-only, and what is posted for it is ignored rather than checked, so neither an
+    edited page nor a crafted POST can sign in another name. A form built with nobody signed in
+    (``signer`` None: a benchmark, a property test) treats it as `readOnly`: its initial value.
+    """
+
+    def __init__(self, *, signer: str | None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.signer = signer
+        self.widget.attrs["readonly"] = True
+        self.disabled = signer is None
+
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        return initial if self.signer is None else self.signer
+
+    def has_changed(self, initial: Any, data: Any) -> bool:
+        return False
+
+    def clean(self, value: Any) -> Any:
+        return super().clean(value if self.signer is None else self.signer)
+
+
 def _utc(text: str) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))

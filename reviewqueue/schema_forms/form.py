@@ -15,7 +15,15 @@ from jsonschema import ValidationError as SchemaError
 import flowspec
 from flowspec.renderable import discriminator_of, resolve
 from reviewqueue import present
-from reviewqueue.schema_forms.fields import EMPTY, FormattedField, field_name, html_id, humanize
+from reviewqueue.schema_forms.fields import (
+    EMPTY,
+    SIGNATURE,
+    FormattedField,
+    SignatureField,
+    field_name,
+    html_id,
+    humanize,
+)
 from reviewqueue.schema_forms.tree import (
     ROWS,
     ArrayNode,
@@ -54,7 +62,8 @@ class SchemaForm(forms.Form):
 
     `initial` is a JSON instance (defaults, prefill or a draft) shown in an unbound form; in a
     bound one it supplies read-only fields. `partial_url`, when given, is where the htmx
-    attributes post to re-render a fieldset (conditionals, rows added and removed).
+    attributes post to re-render a fieldset (conditionals, rows added and removed). `signer` is
+    the signed-in person's name, which signature fields (`x-signature`) carry whatever is posted.
     """
 
     template_name = "schema_forms/form.html"
@@ -68,6 +77,7 @@ class SchemaForm(forms.Form):
         partial_url: str | None = None,
         focus: str | None = None,
         context_values: list[Any] | None = None,
+        signer: str | None = None,
     ) -> None:
         super().__init__(data=data, auto_id="id_%s")
         self.spec = spec
@@ -75,8 +85,10 @@ class SchemaForm(forms.Form):
         self.answer: dict[str, Any] | None = None
         builder = _Builder(self, spec, initial if initial is not None else {})
         builder.focus = focus
+        builder.signer = signer
         self.root = builder.build()
         self.nodes = {node.name: node for node in self.root.walk()}
+        self._sign(signer)
         if focus in self.nodes and not isinstance(self.nodes[focus], FieldNode):
             # An added row: focus its first field, so keyboard users carry on typing there.
             first = next((n for n in self.nodes[focus].walk() if isinstance(n, FieldNode)), None)
@@ -101,6 +113,24 @@ class SchemaForm(forms.Form):
                 labels, values, spec.context_paths, schemas, strict=False
             )
         ]
+
+    def _sign(self, signer: str | None) -> None:
+        """Put the signer's name in the posted data of every signature field, over whatever was
+        posted: a draft keeps ``data`` as it is, so a name typed over is not even stored."""
+        names = [
+            node.name
+            for node in self.nodes.values()
+            if isinstance(node, FieldNode) and isinstance(node.field, SignatureField)
+        ]
+        if not names or not self.is_bound or signer is None:
+            return
+        data = self.data.copy() if isinstance(self.data, QueryDict) else QueryDict(mutable=True)
+        if not isinstance(self.data, QueryDict):
+            for key, value in self.data.items():
+                data.setlist(key, value if isinstance(value, list) else [value])
+        for name in names:
+            data.setlist(name, [signer])
+        self.data = data
 
     def _hx_attrs(self, node: FieldNode) -> None:
         assert node.field is not None
@@ -422,6 +452,25 @@ def initial_answer(spec: FormSpec, context: Mapping[str, Any] | None = None) -> 
     return answer
 
 
+def signed_data(spec: FormSpec, data: QueryDict, *, signer: str | None) -> QueryDict:
+    """``data`` as posted, except that every signature field (`x-signature`) holds ``signer``'s
+    name: what an autosave keeps, which never builds a form otherwise (only a schema that has a
+    signature pays for one here)."""
+    if not _has_signature(spec.schema):
+        return data
+    form = SchemaForm(spec, data=data, signer=signer)
+    assert isinstance(form.data, QueryDict)  # _sign made a copy
+    return form.data
+
+
+def _has_signature(schema: Any) -> bool:
+    if isinstance(schema, Mapping):
+        return schema.get(SIGNATURE) is True or any(map(_has_signature, schema.values()))
+    if isinstance(schema, list):
+        return any(map(_has_signature, schema))
+    return False
+
+
 def build_form(
     spec: FormSpec,
     data: QueryDict | None,
@@ -429,11 +478,13 @@ def build_form(
     partial_url: str | None = None,
     context: Mapping[str, Any] | None = None,
     initial: Any = None,
+    signer: str | None = None,
 ) -> tuple[SchemaForm, bool]:
     """The form for a GET (`data` None: defaults and prefill) or a POST.
 
     Returns the form and whether the POST was a row action (then it is shown as typed, not
-    validated). `~part` and `~action` are control parameters, never fields.
+    validated). `~part` and `~action` are control parameters, never fields. `signer` is the
+    signed-in person's name, for signature fields (`x-signature`).
     """
     values = None
     if context is not None:
@@ -441,11 +492,17 @@ def build_form(
     start = initial if initial is not None else initial_answer(spec, context)
     if data is None:
         return SchemaForm(
-            spec, initial=start, partial_url=partial_url, context_values=values
+            spec, initial=start, partial_url=partial_url, context_values=values, signer=signer
         ), False
     action = bool(data.get(ACTION))
     data, focus = apply_action(data)
     form = SchemaForm(
-        spec, data=data, initial=start, partial_url=partial_url, focus=focus, context_values=values
+        spec,
+        data=data,
+        initial=start,
+        partial_url=partial_url,
+        focus=focus,
+        context_values=values,
+        signer=signer,
     )
     return form, action

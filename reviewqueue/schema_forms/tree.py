@@ -20,6 +20,7 @@ import flowspec
 from flowspec.renderable import Shape, Unrenderable, discriminator_of, resolve, shape
 from reviewqueue.schema_forms.fields import (
     EMPTY,
+    SIGNATURE,
     CheckboxField,
     ChoiceField,
     Choices,
@@ -28,6 +29,7 @@ from reviewqueue.schema_forms.fields import (
     JsonField,
     MultiChoiceField,
     NumberField,
+    SignatureField,
     TextField,
     YesNoField,
     field_name,
@@ -312,6 +314,7 @@ class _Builder:
         self.initial = initial
         self.effective = _Effective(spec.schema)
         self.focus: str | None = None
+        self.signer: str | None = None  # the signed-in person's name, for signature fields
 
     # Reading what the user has typed so far, leniently, to decide the conditionals.
 
@@ -550,6 +553,13 @@ class _Builder:
                     required=required,
                     widget=forms.NumberInput(attrs={**attrs, **number_attrs}),
                 )
+            case "string" if schema.get(SIGNATURE) is True:
+                # One line, whatever its length: a name, filled by the server (SignatureField).
+                django_field = SignatureField(
+                    signer=self.signer, required=required, widget=forms.TextInput(attrs=attrs)
+                )
+                signed = "Your name as you are signed in; it cannot be changed here."
+                common["help"] = " ".join(filter(None, [common["help"], signed]))
             case "string" if schema.get("format") in FormattedField.MESSAGES:
                 fmt = schema["format"]
                 input_type = {
@@ -592,6 +602,9 @@ class _Builder:
             django_field.disabled = True
         node = FieldNode(kind="field", field=django_field, **common)
         initial = self.initial_at(path)
+        if isinstance(django_field, SignatureField) and django_field.signer is not None:
+            # Never a default, a prefill or a draft's value: who is signed in now.
+            initial = django_field.signer
         node.initial = initial
         if initial is not EMPTY:
             display = getattr(django_field, "display", None)

@@ -7,8 +7,8 @@ import pytest
 from django.test import Client, RequestFactory
 from django.urls import reverse
 
+from audit.models import AuditEvent
 from config.client_ip import client_ip
-from reviewqueue.models import AuditEvent
 from tests.reviewqueue.conftest import (  # noqa: F401
     clinical_queue,
     item,

@@ -14,7 +14,17 @@ from config.env import env_bool, env_choice, env_int, env_list, env_str
 
 ROOT = Path(__file__).resolve().parents[2]
 # Settings of ours and Django's that a developer's shell might have set: none may leak in.
-_SETTING_PREFIXES = ("FLOWS_", "FLOWDESK_", "SECURE_", "CSRF_", "EMAIL_")
+_SETTING_PREFIXES = (
+    "FLOWS_",
+    "FLOWDESK_",
+    "SECURE_",
+    "CSRF_",
+    "EMAIL_",
+    "OIDC_",
+    "TWO_FACTOR_",
+    "SESSION_",
+    "SIGNIN_",
+)
 # DJANGO_ALLOW_ASYNC_UNSAFE: tests/conftest.py sets it for Playwright; no deployment has it.
 _SETTING_NAMES = (
     "SECRET_KEY",
@@ -159,6 +169,11 @@ DEMO_WEBHOOK_SECRET = "whsec_Zmxvd2Rlc2stZGVtby13ZWJob29rLXNlY3JldA=="
         ("FLOWS_WEBHOOK_SECRET", DEMO_WEBHOOK_SECRET, "the README's demo secret"),
         ("FLOWS_API_URL", "http://api.soharhealth.example/v1", "FLOWS_API_URL must be https://"),
         ("FLOWS_API_URL", "HTTP://api.soharhealth.example/v1", "FLOWS_API_URL must be https://"),
+        (
+            "DATABASE_URL",
+            "sqlite:////var/lib/flowdesk/db.sqlite3",
+            "must be PostgreSQL, not SQLite",
+        ),
     ],
 )
 def test_production_refuses_a_weak_setting(name, value, refusal):

@@ -435,7 +435,6 @@ def _coverage_problem(page: Page, form) -> None:
 
 def _supervisor_signoff(page: Page, form) -> None:
     choose_radio(page, form, "Overturn the decision")
-    type_into(page, form.get_by_label("Medical director"), "Dr. Ruth Adeyemi")
     type_date(page, form.get_by_label("Signed on"), "2026-12-04")
     choose_radio(page, form, "Yes")
     type_into(page, form.get_by_label("Comments"), "The imaging report arrived after the review.")
@@ -514,7 +513,7 @@ KEYBOARD_ANSWERS: dict[str, tuple[Any, dict[str, Any]]] = {
         _supervisor_signoff,
         {
             "signoff": "overturned",
-            "signedBy": "Dr. Ruth Adeyemi",
+            "signedBy": "Alice",  # the signed-in person's name, never typed
             "signedOn": "2026-12-04",
             "peerToPeerOffered": True,
             "comments": "The imaging report arrived after the review.",
@@ -542,6 +541,7 @@ KEYBOARD_ANSWERS: dict[str, tuple[Any, dict[str, Any]]] = {
             "decision": "reject",
             "rejectionReason": "Income is above the hardship limit.",
             "nextStep": "payment-plan",
+            "decidedBy": "Alice",
         },
     ),
     "post-adjustment": (

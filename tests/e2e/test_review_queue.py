@@ -212,7 +212,8 @@ def test_get_next_fill_the_clinical_review_submit_and_watch_the_run_complete(
     with page.expect_response(lambda r: r.url.endswith("/form/"), timeout=WAIT_MS):
         signoff.get_by_label("Uphold the reviewer's decision").check()
     expect(signoff.get_by_label("Uphold the reviewer's decision")).to_be_checked()
-    signoff.locator("#id_signedBy").fill("Dr Sam Director")
+    # The signature is the signed-in person's, not typed (x-signature).
+    expect(signoff.locator("#id_signedBy")).to_have_value("alice")
     signoff.locator("#id_signedOn").fill("2027-01-10")
     signoff.get_by_role("button", name="Submit", exact=True).click()
     expect(page.locator("#item-status")).to_have_text("Run resumed", timeout=WAIT_MS)

@@ -8,8 +8,9 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
+from audit.models import AuditEvent
 from flows_integration.models import PauseRule
-from reviewqueue.models import AuditEvent, ItemStatus, ReviewItem
+from reviewqueue.models import ItemStatus, ReviewItem
 from tests.e2e.test_accessibility import assert_accessible
 from tests.e2e.test_review_queue import WAIT_MS, patient, shot
 from tests.e2e.test_reviewer_page import signed_in

@@ -9,11 +9,11 @@ import pytest
 from django.db import connection
 from django.test import Client
 
+from audit.models import AuditEvent
 from flows_integration import client as flows_client
 from flows_integration.models import FlowRun
 from intake import services
 from intake.models import StartedRun
-from reviewqueue.models import AuditEvent
 from tests.intake.conftest import COVERAGE_INPUT
 
 URL = "/api/v1/runs"

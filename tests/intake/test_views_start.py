@@ -7,9 +7,9 @@ import uuid
 import pytest
 from django.urls import reverse
 
+from audit.models import AuditEvent
 from flows_integration.models import FlowRun
 from intake.models import StartedRun
-from reviewqueue.models import AuditEvent
 
 CHOOSE = "/runs/start/"
 FORM = "/runs/start/coverage-check/"

@@ -14,6 +14,7 @@ from django.conf import settings as django_settings
 from django.db import transaction
 from django.utils import timezone
 
+from audit.models import AuditEvent
 from config.celery import app as celery_app
 from flows_engine import services as engine_services
 from flows_engine.models import Run as EngineRun
@@ -23,7 +24,6 @@ from flows_integration.models import FlowRun, FlowTemplate
 from flows_integration.signals import run_status_changed
 from reviewqueue import services
 from reviewqueue.models import (
-    AuditEvent,
     Draft,
     ItemStatus,
     ReviewItem,
@@ -188,7 +188,7 @@ def engine_run(item: ReviewItem) -> EngineRun:
 
 
 def actions(item: ReviewItem) -> list[str]:
-    return list(AuditEvent.objects.filter(item=item).values_list("action", flat=True))
+    return list(AuditEvent.objects.filter(item_id=item.pk).values_list("action", flat=True))
 
 
 def backoff_bounds(attempt: int) -> tuple[float, float]:

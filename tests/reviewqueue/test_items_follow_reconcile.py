@@ -7,10 +7,11 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from audit.models import AuditEvent
 from flows_integration import client, services
 from flows_integration.models import FlowRun
 from reviewqueue import services as review
-from reviewqueue.models import AuditEvent, ItemStatus, ReviewItem, Submission
+from reviewqueue.models import ItemStatus, ReviewItem, Submission
 from tests.reviewqueue.conftest import CLINICAL_INPUT, CLINICAL_REVIEW, clinical_form_data
 
 pytestmark = pytest.mark.django_db

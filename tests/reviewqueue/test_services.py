@@ -9,13 +9,13 @@ import time_machine
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
+from audit.models import AuditEvent
 from flows_integration.models import FlowRun
 from reviewqueue import services
 from reviewqueue.models import (
     ACTIVE_STATUSES,
     ITEM_TRANSITIONS,
     SUBMISSION_TRANSITIONS,
-    AuditEvent,
     Draft,
     ItemStatus,
     Queue,
@@ -44,7 +44,7 @@ CLOSED = {ItemStatus.RESUMED, ItemStatus.SUPERSEDED}
 
 
 def actions(item: ReviewItem) -> list[str]:
-    return list(AuditEvent.objects.filter(item=item).values_list("action", flat=True))
+    return list(AuditEvent.objects.filter(item_id=item.pk).values_list("action", flat=True))
 
 
 def lease_minutes(item: ReviewItem) -> float:
@@ -154,7 +154,7 @@ def test_a_pause_opens_an_item_in_the_routed_queue_with_its_priority_and_due_tim
     assert item.patient_name == "Maria Lopez"
     assert item.run_ref == str(run.flow_run_id)
     assert item.claimed_by is None and item.closed_at is None
-    [event] = AuditEvent.objects.filter(item=item)
+    [event] = AuditEvent.objects.filter(item_id=item.pk)
     assert (event.action, event.flow_run_id) == ("item.opened", run.flow_run_id)
     assert event.detail == {"queue": clinical_queue.pk, "state": CLINICAL_REVIEW}
 
@@ -279,7 +279,7 @@ def test_a_run_leaving_its_pause_without_our_input_supersedes_the_item_and_keeps
     assert claimed_item.closed_at is not None
     assert (claimed_item.claimed_by, claimed_item.lease_until) == (None, None)
     assert Draft.objects.get(item=claimed_item, user=reviewer).data == {"decision": ["deny"]}
-    event = AuditEvent.objects.filter(item=claimed_item).last()
+    event = AuditEvent.objects.filter(item_id=claimed_item.pk).last()
     assert (event.action, event.detail) == ("item.superseded", {"run_status": new_status})
 
 
@@ -364,7 +364,7 @@ def test_a_claim_is_a_lease_and_is_audited(item, reviewer, settings):
     assert (item.status, item.claimed_by) == (ItemStatus.CLAIMED, reviewer)
     assert 29.9 < lease_minutes(item) <= 30
     assert item.lease_held_by(reviewer)
-    event = AuditEvent.objects.filter(item=item).last()
+    event = AuditEvent.objects.filter(item_id=item.pk).last()
     assert (event.action, event.actor, event.ip) == ("item.claimed", reviewer, "10.0.0.7")
     assert event.flow_run_id == item.run.flow_run_id
 
@@ -432,7 +432,7 @@ def test_expired_leases_return_their_items_to_the_queue_audited(pending_run, rev
     live.refresh_from_db()
     assert (stale.status, stale.claimed_by, stale.lease_until) == (ItemStatus.OPEN, None, None)
     assert (live.status, live.claimed_by) == (ItemStatus.CLAIMED, colleague)
-    event = AuditEvent.objects.filter(item=stale).last()
+    event = AuditEvent.objects.filter(item_id=stale.pk).last()
     assert (event.action, event.actor, event.detail) == (
         "item.lease_expired",
         None,
@@ -456,7 +456,7 @@ def test_the_holder_or_a_supervisor_can_release_a_claim(
     for released, by in ((mine, reviewer), (theirs, supervisor)):
         released.refresh_from_db()
         assert (released.status, released.claimed_by) == (ItemStatus.OPEN, None)
-        event = AuditEvent.objects.filter(item=released).last()
+        event = AuditEvent.objects.filter(item_id=released.pk).last()
         assert (event.action, event.actor, event.detail) == (
             "item.released",
             by,
@@ -483,7 +483,7 @@ def test_get_next_claims_the_most_urgent_open_item_i_may_take(
     first.refresh_from_db()
     assert (first.status, first.claimed_by) == (ItemStatus.CLAIMED, reviewer)
     assert first.lease_held_by(reviewer)
-    event = AuditEvent.objects.filter(item=first).last()
+    event = AuditEvent.objects.filter(item_id=first.pk).last()
     assert (event.action, event.ip, event.detail) == (
         "item.claimed",
         "10.0.0.8",
@@ -527,7 +527,7 @@ def test_a_submission_and_its_outbox_row_commit_together_and_delivery_starts_on_
     assert submission.submitted_by == reviewer
     # The form as posted is kept until delivery, without the CSRF token.
     assert Draft.objects.get(item=claimed_item, user=reviewer).data == clinical_form_data()
-    event = AuditEvent.objects.filter(item=claimed_item).last()
+    event = AuditEvent.objects.filter(item_id=claimed_item.pk).last()
     assert (event.action, event.actor, event.ip) == ("item.submitted", reviewer, "10.0.0.9")
     assert event.detail == {"submission": submission.pk}
 
@@ -630,7 +630,7 @@ def test_a_supervisor_reassigns_a_workable_item(claimed_item, reviewer, colleagu
     claimed_item.refresh_from_db()
     assert (claimed_item.status, claimed_item.claimed_by) == (ItemStatus.CLAIMED, colleague)
     assert claimed_item.lease_held_by(colleague)
-    event = AuditEvent.objects.filter(item=claimed_item).last()
+    event = AuditEvent.objects.filter(item_id=claimed_item.pk).last()
     assert (event.action, event.actor, event.detail) == (
         "item.reassigned",
         supervisor,
@@ -671,7 +671,7 @@ def test_a_supervisor_resends_a_submission_that_needs_attention(
     )
     assert item.status == ItemStatus.SENDING
     assert enqueued == [("deliver", (submission.pk,), 0)]
-    event = AuditEvent.objects.filter(item=item).last()
+    event = AuditEvent.objects.filter(item_id=item.pk).last()
     assert (event.action, event.actor, event.ip) == ("submission.resent", supervisor, "10.0.0.2")
     assert services.submission_deliver(submission.pk).outcome == "delivered"
     with pytest.raises(services.ReviewError, match="nothing to send again"):
@@ -734,7 +734,7 @@ def test_a_note_is_kept_and_audited_and_an_empty_one_refused(item, colleague):
     note = services.note_add(item=item, user=colleague, body="  Called the office.  ", ip="::1")
 
     assert note.body == "Called the office."
-    event = AuditEvent.objects.filter(item=item).last()
+    event = AuditEvent.objects.filter(item_id=item.pk).last()
     assert (event.action, event.actor, event.ip, event.detail) == (
         "note.added",
         colleague,
@@ -762,7 +762,7 @@ def test_every_action_of_an_items_life_is_audited_without_patient_data(
     services.submission_deliver(submission.pk)
     move(run, "IN_PROGRESS")
 
-    events = list(AuditEvent.objects.filter(item=item))
+    events = list(AuditEvent.objects.filter(item_id=item.pk))
     assert [(event.action, event.actor) for event in events] == [
         ("item.opened", None),
         ("item.claimed", reviewer),
@@ -782,7 +782,7 @@ def test_every_action_of_an_items_life_is_audited_without_patient_data(
 
 
 def test_audit_rows_cannot_be_updated(item):
-    event = AuditEvent.objects.get(item=item)
+    event = AuditEvent.objects.get(item_id=item.pk)
 
     with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
         AuditEvent.objects.filter(pk=event.pk).update(action="item.tampered")
@@ -799,6 +799,6 @@ def test_audit_rows_cannot_be_updated(item):
 )
 def test_audit_rows_cannot_be_deleted_on_postgresql(item):
     with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
-        AuditEvent.objects.filter(item=item).delete()
+        AuditEvent.objects.filter(item_id=item.pk).delete()
 
-    assert AuditEvent.objects.filter(item=item).count() == 1
+    assert AuditEvent.objects.filter(item_id=item.pk).count() == 1

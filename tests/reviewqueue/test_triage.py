@@ -13,10 +13,11 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
+from audit.models import AuditEvent
 from flows_integration import services as integration
 from flows_integration.models import FlowRun, FlowTemplate, PauseRule, TemplateVersion
 from reviewqueue import selectors, services
-from reviewqueue.models import AuditEvent, ItemStatus, ReviewItem, Route
+from reviewqueue.models import ItemStatus, ReviewItem, Route
 from tests.flows_integration.faulty_server import Recorded
 from tests.flows_integration.sohar_like import SoharLikeServer, flowdesk_pointed_at
 from tests.reviewqueue.test_unconfirmed import TWO_PAUSES
@@ -106,7 +107,7 @@ def test_an_ambiguous_run_waits_in_triage_until_someone_says_which_it_is(
     assert response["Location"] == reverse("reviewqueue:item", args=[item.pk])
     assert (item.version, item.state_id, item.status) == (two_looks, "first-look", ItemStatus.OPEN)
     event = AuditEvent.objects.get(action="run.triaged")
-    assert (event.actor, str(event.flow_run_id), event.item) == (supervisor, run_id, item)
+    assert (event.actor, str(event.flow_run_id), event.item_id) == (supervisor, run_id, item.pk)
     assert event.detail == {"version": two_looks.pk, "state": "first-look", "remembered": True}
     assert PauseRule.objects.get(state_id="first-look").version == two_looks
     assert not selectors.runs_in_triage().exists()

@@ -15,11 +15,12 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from audit import services as audit_services
+from audit.models import AuditEvent
 from flows_integration import services as integration
 from flows_integration.models import ApiHealth, FlowRun
-from reviewqueue import services, tasks
+from reviewqueue import tasks
 from reviewqueue.models import (
-    AuditEvent,
     Draft,
     ItemStatus,
     Note,
@@ -236,13 +237,13 @@ def test_viewing_an_item_is_audited(reviewer, item):
     audit = AuditEvent.objects.get(action="item.viewed")
     assert audit.actor == reviewer
     assert audit.ip == "10.0.0.7"
-    assert audit.item == item
+    assert audit.item_id == item.pk
     assert audit.flow_run_id == item.run.flow_run_id
 
 
 def test_every_read_is_audited_whatever_the_client_says_and_polls_fold(reviewer, claimed_item):
     client = login(reviewer)
-    views = AuditEvent.objects.filter(action="item.viewed", item=claimed_item, actor=reviewer)
+    views = AuditEvent.objects.filter(action="item.viewed", item_id=claimed_item.pk, actor=reviewer)
     # A header of the client's choosing does not keep the read out of the trail.
     assert client.get(url("item", claimed_item), headers=BACKGROUND).status_code == 200
     assert views.count() == 1
@@ -250,7 +251,9 @@ def test_every_read_is_audited_whatever_the_client_says_and_polls_fold(reviewer,
     client.get(url("item", claimed_item), headers=BACKGROUND)
     client.get(url("item", claimed_item))
     assert views.count() == 1
-    with time_machine.travel(timezone.now() + services.READ_FOLDED_WITHIN + timedelta(seconds=1)):
+    with time_machine.travel(
+        timezone.now() + audit_services.READ_FOLDED_WITHIN + timedelta(seconds=1)
+    ):
         client.get(url("item", claimed_item), headers=BACKGROUND)
     assert views.count() == 2
 
@@ -310,7 +313,7 @@ def test_claim_without_htmx_redirects_to_the_item(reviewer, item):
     assert item.claimed_by == reviewer
     assert item.lease_until > timezone.now() + timedelta(minutes=29)
     audit = AuditEvent.objects.get(action="item.claimed")
-    assert (audit.actor, audit.ip, audit.item) == (reviewer, "10.0.0.8", item)
+    assert (audit.actor, audit.ip, audit.item_id) == (reviewer, "10.0.0.8", item.pk)
 
 
 def test_claim_with_htmx_re_renders_the_panel(reviewer, item):
@@ -852,7 +855,7 @@ def test_note_with_htmx_re_renders_the_notes(reviewer, claimed_item):
     note = Note.objects.get()
     assert (note.item, note.author, note.body) == (claimed_item, reviewer, "Called the office.")
     audit = AuditEvent.objects.get(action="note.added")
-    assert (audit.actor, audit.item, audit.ip) == (reviewer, claimed_item, "127.0.0.1")
+    assert (audit.actor, audit.item_id, audit.ip) == (reviewer, claimed_item.pk, "127.0.0.1")
 
 
 def test_note_without_htmx_redirects(colleague, claimed_item):
@@ -924,7 +927,7 @@ def test_a_nul_character_is_refused_or_dropped_never_a_database_error(
     )
     assert draft.status_code == 200
     assert claimed_item.drafts.get().data["reviewer.name"] == ["Alice"]
-    assert client.get("/", {"q": "Lo\x00pez"}).status_code == 200
+    assert client.post("/", {"q": "Lo\x00pez"}, follow=True).status_code == 200
 
 
 def test_a_post_that_lost_its_fields_saves_and_sends_nothing(reviewer, claimed_item):

@@ -12,13 +12,13 @@ import pytest
 import time_machine
 from django.utils import timezone
 
+from audit.models import AuditEvent
+from audit.services import READ_FOLDED_WITHIN
 from flows_engine import services as engine_services
 from flows_integration import client as flows_client
 from flows_integration import services as integration
 from flows_integration.models import FlowRun, RunStatus, WebhookEvent
 from reviewqueue import services
-from reviewqueue.models import AuditEvent
-from reviewqueue.services import READ_FOLDED_WITHIN
 from tests.flows_integration.faulty_server import CLIENT_ID, CLIENT_SECRET, FaultyServer, respond
 from tests.reviewqueue.conftest import CLINICAL_ANSWER, DEMO, clinical_form_data, mirrored
 
