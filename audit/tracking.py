@@ -49,16 +49,14 @@ def _saved(
         return
     if update_fields and set(update_fields) <= _ROUTINE_USER_FIELDS:
         return
-    detail: dict[str, Any] = {"model": sender._meta.label_lower, "object_id": str(instance.pk)}
+    detail = _named(sender, instance)
     if update_fields:
         detail["fields"] = sorted(update_fields)
     audit_record(action="config.added" if created else "config.changed", **detail)
 
 
 def _deleted(sender: type[Model], instance: Model, **_: Any) -> None:
-    audit_record(
-        action="config.deleted", model=sender._meta.label_lower, object_id=str(instance.pk)
-    )
+    audit_record(action="config.deleted", **_named(sender, instance))
 
 
 def _relation_changed(
@@ -74,9 +72,18 @@ def _relation_changed(
         return
     audit_record(
         action="config.relation_changed",
-        model=type(instance)._meta.label_lower,
-        object_id=str(instance.pk),
+        **_named(type(instance), instance),
         related=model._meta.label_lower,
         change=action.removeprefix("post_"),
         related_ids=sorted(pk_set) if pk_set else [],
     )
+
+
+def _named(model: type[Model], instance: Model) -> dict[str, Any]:
+    """Which row: its model, id, and name as the admin shows it (configuration is named by
+    logins, queue and template names, never by patient data)."""
+    return {
+        "model": model._meta.label_lower,
+        "object_id": str(instance.pk),
+        "name": str(instance)[:100],
+    }

@@ -10,6 +10,8 @@ import pytest
 from playwright.sync_api import Page, Request, expect
 
 from reviewqueue import selectors
+from tests.e2e.test_review_queue import patient as patient_page
+from tests.e2e.test_review_queue import sign_in
 from tests.reviewqueue.conftest import (  # noqa: F401
     CLINICAL_INPUT,
     clinical_queue,
@@ -20,22 +22,11 @@ from tests.reviewqueue.conftest import (  # noqa: F401
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
-WAIT_MS = 30_000
-
 
 def patient(first: str, last: str) -> dict:
     data = copy.deepcopy(CLINICAL_INPUT)
     data["patient"].update(firstName=first, lastName=last)
     return data
-
-
-def sign_in(page: Page, base_url: str) -> None:
-    page.set_default_timeout(WAIT_MS)
-    page.goto(f"{base_url}/accounts/login/?next=/")
-    page.get_by_label("Username").fill("alice")
-    page.get_by_label("Password").fill("alice-password")
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{base_url}/")
 
 
 def test_the_search_keeps_names_out_of_every_url(
@@ -53,7 +44,7 @@ def test_the_search_keeps_names_out_of_every_url(
     pending_run(input_data=patient("John", "Smithfield"))
     sent: list[Request] = []
     page.on("request", lambda request: sent.append(request))
-    sign_in(page, live_server.url)
+    sign_in(patient_page(page), live_server.url, "alice")
     rows = page.locator("#queue-rows tbody tr[data-href]")
     expect(rows).to_have_count(2)  # four items, two to a page
 

@@ -3,47 +3,23 @@ and webhooks, set up as the demo sets it up: Alice denies a prior authorization;
 director sign-off is not hers to take, even from a queue she can see; Maria signs it off, and the
 signature is her name, not something typed.
 
-Screenshots go to ``test-artifacts/separation-of-duties/`` (git-ignored).
+Screenshots go to ``test-artifacts/review-queue/`` (git-ignored); the sign-off refused and signed
+are the README's with ``FLOWDESK_README_SHOTS=1``.
 """
-
-from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Group
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, expect
 
 from flows_integration import services as integration
 from flows_integration.models import FlowRun
 from reviewqueue import demo
 from reviewqueue.models import ItemStatus, ReviewItem, Submission
+from tests.e2e.test_review_queue import WAIT_MS, patient, shot, sign_in
 from tests.reviewqueue.conftest import CLINICAL_INPUT
 from tests.waiting import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
-
-ARTIFACTS = Path(__file__).parents[2] / "test-artifacts" / "separation-of-duties"
-# A loaded two-core machine runs the server, the engine, the worker and Chromium at once.
-WAIT_MS = 30_000
-
-
-def shot(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-
-
-def patient(page: Page) -> Page:
-    page.set_default_timeout(WAIT_MS)
-    page.set_default_navigation_timeout(WAIT_MS)
-    return page
-
-
-def sign_in(page: Page, base_url: str, username: str) -> None:
-    page.goto(f"{base_url}/accounts/login/?next=/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(f"{username}-password")
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{base_url}/")
-    expect(page.get_by_role("heading", name="Work queue")).to_be_visible()
 
 
 @pytest.fixture
@@ -132,7 +108,7 @@ def test_the_reviewer_cannot_sign_off_her_own_denial_and_the_director_signs_as_h
         "this step."
     )
     expect(page.get_by_role("button", name="Claim", exact=True)).to_have_count(0)
-    shot(page, "1-alice-sees-why")
+    shot(page, "sod-1-alice-sees-why", readme="separation-of-duties.png")
 
     # Maria gets it next, and the signature is hers: filled in, and not to be typed over.
     sign_in(maria_page, live_server.url, "maria")
@@ -149,10 +125,10 @@ def test_the_reviewer_cannot_sign_off_her_own_denial_and_the_director_signs_as_h
         form.get_by_label("Uphold the reviewer's decision").check()
     expect(form.get_by_label("Medical director")).to_have_value("Maria")
     form.locator("#id_signedOn").fill("2027-01-10")
-    shot(maria_page, "2-maria-signs")
+    shot(maria_page, "sod-2-maria-signs", readme="signature.png")
     form.get_by_role("button", name="Submit", exact=True).click()
     expect(maria_page.locator("#item-status")).to_have_text("Run resumed", timeout=WAIT_MS)
-    shot(maria_page, "3-signed-off")
+    shot(maria_page, "sod-3-signed-off")
 
     answer = Submission.objects.get(item=signoff)
     assert answer.submitted_by == staff["maria"]

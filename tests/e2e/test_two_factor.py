@@ -50,7 +50,7 @@ def test_a_supervisor_sets_up_two_factor_and_signs_in_with_a_code(
     assert "/accounts/two-factor/set-up/" in page.url
     expect(page.locator(".qr-code svg")).to_be_visible()
     assert_accessible(page)
-    shot(page, "two-factor-set-up")
+    shot(page, "two-factor-set-up", readme="two-factor.png")
     secret = page.locator("#two-factor-secret").inner_text()
 
     page.get_by_label("Code").fill(app_code(secret))

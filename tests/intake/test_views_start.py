@@ -10,6 +10,7 @@ from django.urls import reverse
 from audit.models import AuditEvent
 from flows_integration.models import FlowRun
 from intake.models import StartedRun
+from tests.reviewqueue.conftest import DEMO
 
 CHOOSE = "/runs/start/"
 FORM = "/runs/start/coverage-check/"
@@ -204,3 +205,28 @@ def test_a_run_that_flowdesk_did_not_start_has_no_such_page(client, starter):
     run = FlowRun.objects.create(flow_run_id=uuid.uuid4(), status="PENDING")
     client.force_login(starter)
     assert client.get(reverse("intake:run_started", args=[run.flow_run_id])).status_code == 404
+
+
+@pytest.mark.django_db
+def test_a_signature_on_the_start_form_is_the_signed_in_persons(client, starter):
+    """An ``x-signature`` field of a template's input is filled with whoever starts the Run and
+    cannot be typed over, as on an item's form."""
+    from flows_integration import services as integration
+
+    source = (DEMO / "coverage-check" / "v1.yaml").read_text()
+    signed = source.replace(
+        "    dateOfService: {type: string, title: Date of service, format: date}\n",
+        "    dateOfService: {type: string, title: Date of service, format: date}\n"
+        "    requestedBy: {type: string, title: Requested by, x-signature: true}\n",
+    )
+    assert signed != source
+    integration.version_store(template_id="coverage-check", number=1, source=signed)
+    client.force_login(starter)
+
+    page = client.get(FORM).content.decode()
+    assert 'name="requestedBy"' in page and 'value="Sam"' in page and "readonly" in page
+    # A forged name, posted with a missing field: the form comes back, signed by Sam.
+    data = filled(requestedBy="Dr. Someone Else")
+    del data["payerId"]
+    again = client.post(FORM, data).content.decode()
+    assert "Dr. Someone Else" not in again and 'value="Sam"' in again
