@@ -38,5 +38,18 @@ def canonical(
     return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+def content_of(event: Any) -> bytes:
+    """``canonical`` of an event row (the model's, or a migration's historical one)."""
+    return canonical(
+        at=event.at,
+        actor_id=event.actor_id,
+        action=event.action,
+        item_id=event.item_id,
+        flow_run_id=event.flow_run_id,
+        ip=event.ip,
+        detail=event.detail,
+    )
+
+
 def link(previous: str, content: bytes) -> str:
     return hashlib.sha256(previous.encode() + content).hexdigest()

@@ -36,15 +36,7 @@ class AuditEvent(models.Model):
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.action}"
 
     def content(self) -> bytes:
-        return chain.canonical(
-            at=self.at,
-            actor_id=self.actor_id,
-            action=self.action,
-            item_id=self.item_id,
-            flow_run_id=self.flow_run_id,
-            ip=self.ip,
-            detail=self.detail,
-        )
+        return chain.content_of(self)
 
 
 class AuditChainHead(models.Model):

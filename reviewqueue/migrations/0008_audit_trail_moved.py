@@ -31,16 +31,7 @@ def events_copy(apps, schema_editor):
             ip=old.ip,
             detail=old.detail,
         )
-        content = chain.canonical(
-            at=new.at,
-            actor_id=new.actor_id,
-            action=new.action,
-            item_id=new.item_id,
-            flow_run_id=new.flow_run_id,
-            ip=new.ip,
-            detail=new.detail,
-        )
-        new.link = head.link = chain.link(head.link, content)
+        new.link = head.link = chain.link(head.link, chain.content_of(new))
         new.save(force_insert=True)
         copied += 1
     head.events += copied
