@@ -137,7 +137,7 @@ def test_eight_people_pressing_get_next_over_a_thousand_items_get_each_item_once
         ) == set(taken)
     claims = AuditEvent.objects.filter(action="item.claimed", detail__via="get_next")
     assert claims.count() == 1000
-    assert claims.values("item").distinct().count() == 1000
+    assert claims.values("item_id").distinct().count() == 1000
 
 
 def test_a_double_submit_makes_one_submission_and_one_update_run(
