@@ -20,7 +20,7 @@ from audit.admin import PatientDataAdmin
 from flows_integration.admin import ReadOnlyAdmin, TemplateVersionAdmin
 from flows_integration.models import TemplateVersion
 from reviewqueue.forms import PreferencesForm
-from reviewqueue.models import Queue, ReviewItem, Route, StaffPreferences
+from reviewqueue.models import Queue, ReasonCode, ReviewItem, Route, StaffPreferences
 from reviewqueue.schema_forms import START, FormSpec
 from reviewqueue.views import form_for_request
 
@@ -105,11 +105,22 @@ class RouteInline(admin.TabularInline):
     extra = 1
 
 
+class ReasonCodeInline(admin.TabularInline):
+    """The reasons reviewers choose from when they decline or postpone this queue's items. A
+    code once used cannot be deleted (its uses keep it): untick "active" to retire it."""
+
+    model = ReasonCode
+    fields = ("kind", "code", "title", "active", "order")
+    extra = 1
+    verbose_name = "reason for declining or postponing"
+    verbose_name_plural = "reasons for declining or postponing"
+
+
 @admin.register(Queue)
 class QueueAdmin(admin.ModelAdmin):
     list_display = ("name", "sla", "is_default", "team_names")
     filter_horizontal = ("teams",)
-    inlines = [RouteInline]
+    inlines = [RouteInline, ReasonCodeInline]
 
     @admin.display(description="Teams")
     def team_names(self, queue: Queue) -> str:

@@ -29,3 +29,22 @@ class PreferencesForm(forms.ModelForm):
         )
         field.label = "Time zone"
         field.help_text = ""
+
+
+class DeclineForm(forms.Form):
+    """A decline's input as posted. The rules (which codes, how long a note) are the service's
+    (``services.item_decline``), which names the field an error belongs to."""
+
+    code = forms.CharField(required=False, max_length=200, strip=True)
+    text = forms.CharField(required=False, strip=True)
+
+
+class PostponeForm(DeclineForm):
+    """...and until when, typed in the person's own time zone (the active one, see
+    ``config.middleware.time_zone``) as a browser's date-and-time field sends it."""
+
+    until = forms.DateTimeField(
+        required=False,
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"],
+        error_messages={"invalid": "Enter a date and a time, such as 2030-03-01 14:30."},
+    )

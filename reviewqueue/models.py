@@ -196,6 +196,9 @@ class ReviewItem(models.Model):
     patient_name = models.CharField(max_length=200, blank=True)
     # A search key for the run id as text (a UUID column cannot be searched by prefix).
     run_ref = models.CharField(max_length=36)
+    # Postponed (services.item_postpone): open, but not workable before then. Read as a
+    # condition (``selectors.postponed``), so the item comes back by itself when the time passes.
+    postponed_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-priority", "due_at", "pk"]
@@ -264,6 +267,10 @@ class ReviewItem(models.Model):
     @property
     def is_overdue(self) -> bool:
         return self.is_active and self.due_at < timezone.now()
+
+    @property
+    def is_postponed(self) -> bool:
+        return self.postponed_until is not None and self.postponed_until > timezone.now()
 
     def lease_held_by(self, user: object) -> bool:
         """Whether ``user`` holds a live claim (an expired lease is nobody's until released)."""
@@ -434,3 +441,60 @@ class LatestSignIn(models.Model):
 
     def __str__(self) -> str:
         return f"latest sign-in of user {self.user_id}"
+
+
+class ReasonKind(models.TextChoices):
+    DECLINE = "decline", "Decline"
+    POSTPONE = "postpone", "Postpone"
+    RETURN = "return", "Return for rework"
+
+
+class ReasonCode(models.Model):
+    """A reason a reviewer may give for declining or postponing an item of one queue (configured
+    in the admin, on the queue). Retired by ``active``, never deleted once used (PROTECT)."""
+
+    queue = models.ForeignKey(Queue, models.CASCADE, related_name="reason_codes")
+    kind = models.CharField(max_length=10, choices=ReasonKind.choices)
+    code = models.SlugField(max_length=40, help_text="Short and stable: reports and audit use it.")
+    title = models.CharField(max_length=100, help_text="What reviewers choose from.")
+    active = models.BooleanField(default=True)
+    order = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["queue", "kind", "order", "title"]
+        constraints = [
+            models.UniqueConstraint(fields=["queue", "kind", "code"], name="one_reason_code")
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class ItemReason(models.Model):
+    """Why someone declined or postponed an item. ``text`` is the reviewer's optional note and
+    may hold patient data: it stays on this row, never in the audit trail (which keeps the code)."""
+
+    TEXT_MAX = 500
+
+    item = models.ForeignKey(ReviewItem, models.CASCADE, related_name="reasons")
+    kind = models.CharField(max_length=10, choices=ReasonKind.choices)
+    # Blank when the queue has no reason codes; kept as text so a renamed or retired code still
+    # says what was chosen.
+    code = models.CharField(max_length=40, blank=True)
+    reason = models.ForeignKey(
+        ReasonCode, models.PROTECT, null=True, blank=True, related_name="uses"
+    )
+    text = models.CharField(max_length=TEXT_MAX, blank=True)
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, models.PROTECT, related_name="+")
+    at = models.DateTimeField(default=timezone.now)
+    until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["at", "pk"]
+        indexes = [
+            # "Get next" passes over the items the asker declined (``selectors.declined_by``).
+            models.Index(fields=["by", "kind", "item"], name="item_reason_by_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} of {self.item_id} by {self.by_id}"

@@ -2,9 +2,10 @@
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
@@ -16,8 +17,11 @@ from reviewqueue.models import (
     ACTIVE_STATUSES,
     SUPERVISING_STATUSES,
     WORKABLE_STATUSES,
+    ItemReason,
     ItemStatus,
     Queue,
+    ReasonCode,
+    ReasonKind,
     ReviewItem,
     Route,
     Submission,
@@ -111,6 +115,32 @@ def earlier_answerers(item: ReviewItem) -> set[int]:
     )
 
 
+# --- Declined and postponed ------------------------------------------------------------------
+
+
+def postponed() -> Q:
+    """Items postponed until a time still to come (``services.item_postpone``). The time
+    passing is what brings them back: a condition read at each query, no task to run."""
+    return Q(postponed_until__gt=timezone.now())
+
+
+def not_postponed() -> Q:
+    return Q(postponed_until__isnull=True) | Q(postponed_until__lte=timezone.now())
+
+
+def declined_by(user: Any) -> Q:
+    """Items ``user`` declined ("not mine"): "get next" does not hand them back. An item is one
+    pause of a Run, so the Run's next pause is offered to them again."""
+    return Q(
+        Exists(ItemReason.objects.filter(item=OuterRef("pk"), kind=ReasonKind.DECLINE, by=user))
+    )
+
+
+def reason_codes(item: ReviewItem, kind: str) -> list[ReasonCode]:
+    """The reasons a reviewer of ``item``'s queue may choose from for ``kind``, in order."""
+    return list(ReasonCode.objects.filter(queue_id=item.queue_id, kind=kind, active=True))
+
+
 # --- Triage ----------------------------------------------------------------------------------
 
 
@@ -162,6 +192,7 @@ NEW_ITEMS_CAP = 99
 
 STATUS_FILTERS: dict[str, tuple[str, frozenset[str]]] = {
     "workable": ("Open or claimed", WORKABLE_STATUSES),
+    "postponed": ("Postponed", frozenset({ItemStatus.OPEN})),
     "supervising": ("Open, claimed or needing attention", SUPERVISING_STATUSES),
     "open": ("Open", frozenset({ItemStatus.OPEN})),
     "claimed": ("Claimed", frozenset({ItemStatus.CLAIMED})),
@@ -169,6 +200,8 @@ STATUS_FILTERS: dict[str, tuple[str, frozenset[str]]] = {
     "needs_attention": ("Needs attention", frozenset({ItemStatus.NEEDS_ATTENTION})),
     "active": ("Everything not closed", ACTIVE_STATUSES),
     "closed": ("Closed", frozenset({ItemStatus.RESUMED, ItemStatus.SUPERSEDED})),
+    # An item whose answer reached the Run (its submission is delivered).
+    "completed": ("Completed", frozenset({ItemStatus.DELIVERED, ItemStatus.RESUMED})),
 }
 SORTS: dict[str, tuple[str, tuple[Any, ...]]] = {
     "urgent": ("Most urgent", (F("priority").desc(), "due_at", "pk")),
@@ -177,6 +210,29 @@ SORTS: dict[str, tuple[str, tuple[Any, ...]]] = {
     "oldest": ("Oldest", ("opened_at", "pk")),
 }
 ASSIGNEES = {"anyone": "Anyone", "me": "Me", "unassigned": "Unassigned"}
+# The supervisors' dashboard links its numbers here (dashboard_selectors counts with the same
+# conditions): open items by age (from, to), and answers delivered in a period of local days.
+AGES: dict[str, tuple[timedelta, timedelta | None]] = {
+    "lt1h": (timedelta(0), timedelta(hours=1)),
+    "1to4h": (timedelta(hours=1), timedelta(hours=4)),
+    "4to24h": (timedelta(hours=4), timedelta(days=1)),
+    "gt1d": (timedelta(days=1), None),
+}
+DONE_PERIODS = {"today": 1, "7d": 7, "14d": 14, "30d": 30}
+DUE_SOON = timedelta(hours=1)
+# How the dashboard's selections read above the list they open.
+AGE_TITLES = {
+    "lt1h": "opened less than an hour ago",
+    "1to4h": "opened 1 to 4 hours ago",
+    "4to24h": "opened 4 to 24 hours ago",
+    "gt1d": "opened more than a day ago",
+}
+DONE_TITLES = {
+    "today": "today",
+    "7d": "in the last 7 days",
+    "14d": "in the last 14 days",
+    "30d": "in the last 30 days",
+}
 
 
 @dataclass
@@ -190,6 +246,11 @@ class QueueFilters:
     q: str = ""
     sort: str = "urgent"
     page: int = 1
+    claimed_by: int | None = None
+    age: str = ""
+    due_soon: bool = False
+    done: str = ""
+    done_by: int | None = None
 
     @classmethod
     def from_query(cls, query: Mapping[str, str], *, supervisor: bool = False) -> "QueueFilters":
@@ -214,6 +275,12 @@ class QueueFilters:
         found.sort = query.get("sort", "") if query.get("sort") in SORTS else "urgent"
         page = query.get("page", "1")
         found.page = max(1, min(int(page), 10_000)) if page.isdecimal() else 1
+        for name in ("claimed_by", "done_by"):
+            value = query.get(name, "")
+            setattr(found, name, int(value) if value.isdecimal() and len(value) < 10 else None)
+        found.age = query.get("age", "") if query.get("age") in AGES else ""
+        found.due_soon = query.get("due_soon") == "1"
+        found.done = query.get("done", "") if done_window(query.get("done", "")) else ""
         return found
 
 
@@ -251,6 +318,10 @@ def queue_page(user: Any, filters: QueueFilters, *, since: datetime | None = Non
 
 def _filtered(user: Any, filters: QueueFilters) -> QuerySet[ReviewItem]:
     items = items_visible_to(user).filter(status__in=sorted(STATUS_FILTERS[filters.status][1]))
+    if filters.status in NOT_POSTPONED_FILTERS:
+        items = items.filter(not_postponed())
+    elif filters.status == "postponed":
+        items = items.filter(postponed())
     if filters.queue is not None:
         items = items.filter(queue_id=filters.queue)
     if filters.template:
@@ -263,9 +334,88 @@ def _filtered(user: Any, filters: QueueFilters) -> QuerySet[ReviewItem]:
         items = items.filter(claimed_by__isnull=True)
     if filters.overdue:
         items = items.filter(due_at__lt=timezone.now())
+    if filters.claimed_by is not None:
+        items = items.filter(claimed_by_id=filters.claimed_by)
+    if filters.age:
+        items = items.filter(age_condition(filters.age, timezone.now()))
+    if filters.due_soon:
+        items = items.filter(due_soon_condition(timezone.now()))
+    window = done_window(filters.done)
+    if window is not None or filters.done_by is not None:
+        items = items.filter(Exists(delivered_answers(window, by=filters.done_by)))
     if filters.q:
         items = items.filter(_search(filters.q))
     return items
+
+
+def dashboard_selection(filters: QueueFilters) -> list[str]:
+    """The dashboard's filters that the queue's own form has no field for, in words, so the list
+    says what it is showing ("claimed by Bob, opened 1 to 4 hours ago")."""
+    people = get_user_model().objects.in_bulk(
+        [pk for pk in (filters.claimed_by, filters.done_by) if pk]
+    )
+
+    def name(pk: int) -> str:
+        return roles.display_name(people[pk]) if pk in people else "nobody known"
+
+    words = []
+    if filters.claimed_by:
+        words.append(f"claimed by {name(filters.claimed_by)}")
+    if filters.done or filters.done_by:
+        by = f" by {name(filters.done_by)}" if filters.done_by else ""
+        when = DONE_TITLES.get(filters.done, f"on {filters.done}") if filters.done else ""
+        words.append(f"answered{by} {when}".strip())
+    if filters.age:
+        words.append(AGE_TITLES[filters.age])
+    if filters.due_soon:
+        words.append("due within the hour")
+    return words
+
+
+def age_condition(key: str, now: datetime) -> Q:
+    """Items opened ``AGES[key]`` ago: at least its first bound, less than its second."""
+    low, high = AGES[key]
+    condition = Q(opened_at__lte=now - low)
+    return condition & Q(opened_at__gt=now - high) if high is not None else condition
+
+
+def due_soon_condition(now: datetime) -> Q:
+    """Not overdue yet, but due within the next hour."""
+    return Q(due_at__gte=now, due_at__lt=now + DUE_SOON)
+
+
+def start_of_day(day: date) -> datetime:
+    """Midnight of ``day`` in the viewer's time zone (``config.middleware.time_zone``)."""
+    return timezone.make_aware(datetime.combine(day, time.min))
+
+
+def done_window(key: str) -> tuple[datetime, datetime | None] | None:
+    """[from, until) of ``done``: today, the last N local days (today included), or one day
+    given as YYYY-MM-DD; None for anything else."""
+    today = timezone.localdate()
+    if key in DONE_PERIODS:
+        return start_of_day(today - timedelta(days=DONE_PERIODS[key] - 1)), None
+    try:
+        day = date.fromisoformat(key) if len(key) == 10 else None
+    except ValueError:
+        return None
+    if day is None or not date(2000, 1, 1) <= day <= today:
+        return None
+    return start_of_day(day), start_of_day(day + timedelta(days=1))
+
+
+def delivered_answers(
+    window: tuple[datetime, datetime | None] | None, *, by: int | None = None
+) -> QuerySet[Submission]:
+    """The outer item's delivered answer, delivered within ``window`` and by ``by`` if given
+    (one at most: ``one_live_submission_per_item``)."""
+    answers = Submission.objects.filter(item=OuterRef("pk"), status=SubmissionStatus.DELIVERED)
+    if window is not None:
+        start, until = window
+        answers = answers.filter(finished_at__gte=start)
+        if until is not None:
+            answers = answers.filter(finished_at__lt=until)
+    return answers.filter(submitted_by_id=by) if by is not None else answers
 
 
 def _search(text: str) -> Q:
@@ -455,7 +605,12 @@ AUDIT_TEXT = {
     "submission.failed": "Could not be delivered; needs attention",
     "submission.resent": "Sent again by a supervisor",
     "note.added": "Note added",
+    "item.declined": "Declined (not mine); back in the queue",
+    "item.postponed": "Postponed",
+    "item.resumed_early": "Brought back before its postponement ended",
 }
+# Filters that mean "what can be worked now": a postponed item is not, until its time.
+NOT_POSTPONED_FILTERS = frozenset({"workable", "supervising", "open"})
 
 
 def timeline(item: ReviewItem, *, limit: int = 100) -> list[TimelineEntry]:
@@ -475,16 +630,45 @@ def timeline(item: ReviewItem, *, limit: int = 100) -> list[TimelineEntry]:
         .select_related("actor")
         .order_by("-at")[:limit]
     )
+    titles = _reason_titles(item)
     entries += [
         TimelineEntry(
             a.at,
             "item",
-            AUDIT_TEXT.get(a.action, a.action),
+            _audit_text(a, titles),
             roles.display_name(a.actor) if a.actor else "",
         )
         for a in audits
     ]
     return sorted(entries, key=lambda e: e.at, reverse=True)[:limit]
+
+
+def _reason_titles(item: ReviewItem) -> dict[tuple[str, str], str]:
+    """(kind, code) → the title of the queue's reason code, for the timeline's words."""
+    codes = ReasonCode.objects.filter(queue_id=item.queue_id).values_list("kind", "code", "title")
+    return {(kind, code): title for kind, code, title in codes}
+
+
+def _audit_text(event: AuditEvent, titles: Mapping[tuple[str, str], str]) -> str:
+    """An audit event in words; a decline or postponement says its reason by the code's title
+    (the audit keeps the code only, never the reviewer's note) and a postponement its end."""
+    text = AUDIT_TEXT.get(event.action, event.action)
+    detail = event.detail if isinstance(event.detail, Mapping) else {}
+    if event.action == "item.postponed" and detail.get("until"):
+        until = _moment(detail["until"])
+        if until is not None:
+            text = f"{text} until {present.moment(until)}"
+    if event.action in ("item.declined", "item.postponed") and detail.get("reason"):
+        kind = ReasonKind.DECLINE if event.action == "item.declined" else ReasonKind.POSTPONE
+        text = f"{text}: {titles.get((kind, detail['reason']), detail['reason'])}"
+    return text
+
+
+def _moment(text: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
 
 
 def _run_event_text(document: Mapping[str, Any], status: str, state_id: str) -> str:

@@ -40,16 +40,25 @@ from reviewqueue.models import (
     SUBMISSION_TRANSITIONS,
     WORKABLE_STATUSES,
     Draft,
+    ItemReason,
     ItemStatus,
     Note,
     Queue,
+    ReasonCode,
+    ReasonKind,
     ReviewItem,
     Route,
     Submission,
     SubmissionStatus,
 )
 from reviewqueue.schema_forms import FIELDS, PART, READING
-from reviewqueue.selectors import barred, items_visible_to, separation_reason
+from reviewqueue.selectors import (
+    barred,
+    declined_by,
+    items_visible_to,
+    not_postponed,
+    separation_reason,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -506,6 +515,7 @@ def item_claim(*, item: ReviewItem, user: Any, ip: str | None = None) -> ReviewI
                 | Q(status=ItemStatus.CLAIMED, lease_until__lt=now)
             )
             .filter(~barred(user))
+            .filter(not_postponed())
             .update(
                 status=ItemStatus.CLAIMED,
                 claimed_by=user,
@@ -519,6 +529,8 @@ def item_claim(*, item: ReviewItem, user: Any, ip: str | None = None) -> ReviewI
                 raise SeparationOfDuties(reason)
             if item.status == ItemStatus.CLAIMED and item.claimed_by is not None:
                 raise ReviewError(f"{roles.display_name(item.claimed_by)} is working on this item.")
+            if item.status == ItemStatus.OPEN and item.is_postponed:
+                raise ReviewError(_postponed_message(item))
             raise ReviewError(f"This item is {item.get_status_display().lower()}.")
         audit_record(action="item.claimed", actor=user, item=item, ip=ip)
     return item
@@ -539,6 +551,9 @@ def item_get_next(*, user: Any, ip: str | None = None) -> ReviewItem | None:
             .select_for_update(skip_locked=True)
             .filter(status=ItemStatus.OPEN)
             .filter(~barred(user))
+            # Not before its postponement ends, and never back to whoever declined it.
+            .filter(not_postponed())
+            .filter(~declined_by(user))
             .order_by("-priority", "due_at", "pk")
             .first()
         )
@@ -591,6 +606,8 @@ def item_reassign(*, item: ReviewItem, to: Any, by: Any, ip: str | None = None) 
                 claimed_by=to,
                 lease_until=now + lease_length(),
                 status_changed_at=now,
+                # Handed to someone to work on now: a postponement ends with it.
+                postponed_until=None,
             )
         )
         item.refresh_from_db()
@@ -631,6 +648,171 @@ def leases_expire() -> int:
                 audit_record(action="item.lease_expired", item=item, holder=item.claimed_by_id)
                 expired += 1
     return expired
+
+
+# --- Declining and postponing -----------------------------------------------------------------
+
+POSTPONE_MAX = timedelta(days=90)
+
+
+class ReasonInvalid(ReviewError):
+    """Input of a decline or postponement that cannot be taken; ``field`` names the form field
+    ("code", "text" or "until") the message belongs to. Nothing was changed."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def _postponed_message(item: ReviewItem) -> str:
+    from reviewqueue.present import moment
+
+    return (
+        f"This item is postponed until {moment(item.postponed_until)}; a supervisor can bring "
+        "it back sooner."
+    )
+
+
+def _reason_checked(*, item: ReviewItem, kind: str, code: str, text: str) -> ReasonCode | None:
+    """The queue's active reason ``code`` for ``kind`` (required when the queue has any), and a
+    note that fits its column; ReasonInvalid otherwise."""
+    codes = {reason.code: reason for reason in item.queue.reason_codes.filter(kind=kind)}
+    active = [reason for reason in codes.values() if reason.active]
+    verb = "declining" if kind == ReasonKind.DECLINE else "postponing"
+    if len(text) > ItemReason.TEXT_MAX:
+        raise ReasonInvalid(
+            "text",
+            f"A note can be at most {ItemReason.TEXT_MAX} characters; this one has {len(text)}.",
+        )
+    if "\x00" in text:
+        raise ReasonInvalid("text", "The note contains a character that cannot be stored (NUL).")
+    if not code:
+        if active:
+            raise ReasonInvalid("code", f"Choose a reason for {verb} this item.")
+        return None
+    reason = codes.get(code)
+    if reason is None or not reason.active:
+        listed = ", ".join(f"“{r.title}”" for r in active) or "none"
+        raise ReasonInvalid(
+            "code",
+            f"“{code[:40]}” is not one of the {item.queue} queue's reasons for {verb} "
+            f"(they are: {listed}).",
+        )
+    return reason
+
+
+def _until_checked(until: Any) -> Any:
+    from reviewqueue.present import moment
+
+    now = timezone.now()
+    if until is None:
+        raise ReasonInvalid("until", "Say until when: a date and a time.")
+    if until <= now:
+        raise ReasonInvalid("until", f"That time has passed: choose one after now ({moment(now)}).")
+    if until > now + POSTPONE_MAX:
+        raise ReasonInvalid(
+            "until",
+            f"An item can be postponed at most {POSTPONE_MAX.days} days ahead: until "
+            f"{moment(now + POSTPONE_MAX)} at the latest.",
+        )
+    return until
+
+
+def _give_back(
+    *, item: ReviewItem, user: Any, kind: str, code: str, text: str, until: Any = None
+) -> tuple[ReviewItem, ItemReason]:
+    """The claimant hands the item back to the queue with a reason. Under the item's row lock
+    (the caller's transaction): a release, a reassignment or a lease sweep in between leaves the
+    item no longer theirs, and then nothing changes. Someone else is told so before anything
+    about their input."""
+    locked = ReviewItem.objects.select_for_update().select_related("queue").get(pk=item.pk)
+    if locked.status != ItemStatus.CLAIMED or locked.claimed_by_id != user.pk:
+        raise NotYourClaim(
+            f"Only the person holding this item can {ReasonKind(kind).label.lower()} it."
+        )
+    if kind == ReasonKind.POSTPONE:
+        until = _until_checked(until)
+    reason = _reason_checked(item=locked, kind=kind, code=code, text=text)
+    _transition(locked, ItemStatus.OPEN)
+    locked.postponed_until = until
+    locked.save(
+        update_fields=[
+            "status",
+            "status_changed_at",
+            "closed_at",
+            "claimed_by",
+            "lease_until",
+            "postponed_until",
+        ]
+    )
+    given = ItemReason.objects.create(
+        item=locked, kind=kind, code=code, reason=reason, text=text, by=user, until=until
+    )
+    return locked, given
+
+
+def item_decline(
+    *, item: ReviewItem, user: Any, code: str = "", text: str = "", ip: str | None = None
+) -> ItemReason:
+    """The claimant says "not mine": the item goes back to the queue, and "get next" does not
+    hand it to them again (``selectors.declined_by``). Audited with the code, never the note."""
+    text = text.strip()
+    with transaction.atomic():
+        locked, given = _give_back(
+            item=item, user=user, kind=ReasonKind.DECLINE, code=code, text=text
+        )
+        audit_record(action="item.declined", actor=user, item=locked, ip=ip, reason=code)
+    item.refresh_from_db()
+    return given
+
+
+def item_postpone(
+    *,
+    item: ReviewItem,
+    user: Any,
+    until: Any,
+    code: str = "",
+    text: str = "",
+    ip: str | None = None,
+) -> ItemReason:
+    """The claimant puts the item aside until ``until`` (at most ``POSTPONE_MAX`` ahead): back
+    in the queue, but neither offered nor claimable before then. It comes back by itself when
+    the time passes (``selectors.not_postponed``); a supervisor can bring it back sooner."""
+    text = text.strip()
+    with transaction.atomic():
+        locked, given = _give_back(
+            item=item, user=user, kind=ReasonKind.POSTPONE, code=code, text=text, until=until
+        )
+        audit_record(
+            action="item.postponed",
+            actor=user,
+            item=locked,
+            ip=ip,
+            reason=code,
+            until=until.isoformat(),
+        )
+    item.refresh_from_db()
+    return given
+
+
+def item_resume_early(*, item: ReviewItem, user: Any, ip: str | None = None) -> ReviewItem:
+    """Bring a postponed item back before its time: a supervisor, or whoever postponed it."""
+    with transaction.atomic():
+        locked = ReviewItem.objects.select_for_update().get(pk=item.pk)
+        if locked.status != ItemStatus.OPEN or not locked.is_postponed:
+            raise ReviewError("This item is not postponed.")
+        postponer = locked.reasons.filter(kind=ReasonKind.POSTPONE).order_by("-at", "-pk").first()
+        if not roles.is_supervisor(user) and (postponer is None or postponer.by_id != user.pk):
+            raise ReviewError("Only a supervisor or whoever postponed it can bring it back.")
+        until = locked.postponed_until
+        locked.postponed_until = None
+        locked.save(update_fields=["postponed_until"])
+        assert until is not None
+        audit_record(
+            action="item.resumed_early", actor=user, item=locked, ip=ip, until=until.isoformat()
+        )
+    item.refresh_from_db()
+    return item
 
 
 # --- Drafts and notes ------------------------------------------------------------------------

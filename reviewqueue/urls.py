@@ -1,6 +1,6 @@
 from django.urls import path
 
-from reviewqueue import audit_views, run_views, views
+from reviewqueue import audit_views, dashboard_views, run_views, views
 
 app_name = "reviewqueue"
 
@@ -10,6 +10,7 @@ urlpatterns = [
     path("preferences/", views.preferences, name="preferences"),
     path("triage/", views.triage, name="triage"),
     path("sign-in-locks/", views.signin_locks, name="signin_locks"),
+    path("supervisor/", dashboard_views.dashboard, name="dashboard"),
     path("audit/", audit_views.audit_report, name="audit"),
     path("audit/export.csv", audit_views.audit_export, name="audit_export"),
     path("runs/", run_views.run_list, name="runs"),
@@ -19,6 +20,9 @@ urlpatterns = [
     path("items/<int:pk>/claim/", views.item_claim, name="item_claim"),
     path("items/<int:pk>/release/", views.item_release, name="item_release"),
     path("items/<int:pk>/reassign/", views.item_reassign, name="item_reassign"),
+    path("items/<int:pk>/decline/", views.item_decline, name="item_decline"),
+    path("items/<int:pk>/postpone/", views.item_postpone, name="item_postpone"),
+    path("items/<int:pk>/resume/", views.item_resume, name="item_resume"),
     path("items/<int:pk>/resend/", views.item_resend, name="item_resend"),
     path("items/<int:pk>/lease/", views.item_lease, name="item_lease"),
     path("items/<int:pk>/renew/", views.item_renew, name="item_renew"),

@@ -23,12 +23,13 @@ from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefre
 from config.client_ip import client_ip
 from config.middleware import BACKGROUND_HEADER
 from flows_integration.models import TemplateVersion
-from reviewqueue import roles, searches, selectors, services
-from reviewqueue.forms import PreferencesForm
+from reviewqueue import present, roles, searches, selectors, services
+from reviewqueue.forms import DeclineForm, PostponeForm, PreferencesForm
 from reviewqueue.models import (
     WORKABLE_STATUSES,
     Draft,
     ItemStatus,
+    ReasonKind,
     ReviewItem,
     StaffPreferences,
     SubmissionStatus,
@@ -101,6 +102,7 @@ def queue(request: HttpRequest) -> HttpResponse:
     }
     if _htmx(request):
         return render(request, "reviewqueue/queue.html#queue-rows", context)
+    context["dashboard_selection"] = selectors.dashboard_selection(filters)
     if roles.can_triage(request.user):
         context["triage_count"] = selectors.runs_in_triage().count()
     if roles.is_supervisor(request.user):
@@ -213,6 +215,7 @@ def _item_context(
             "timeline": selectors.timeline(item),
             "notes": item.notes.select_related("author"),
         }
+    context |= _reasons_context(request, item, mine=mine, supervisor=supervisor)
     return context
 
 
@@ -678,3 +681,108 @@ def signin_locks(request: HttpRequest) -> HttpResponse:
         "cooloff_minutes": round(settings.AXES_COOLOFF_TIME.total_seconds() / 60),
     }
     return render(request, "reviewqueue/signin_locks.html", context)
+
+
+# --- Declining and postponing ------------------------------------------------------------------
+
+
+def _reasons_context(
+    request: HttpRequest, item: ReviewItem, *, mine: bool, supervisor: bool
+) -> dict[str, Any]:
+    """What the item panel's Decline and Postpone forms (for the holder) and the postponement
+    notice (for everyone) need."""
+    reasons = list(item.reasons.select_related("by", "reason"))
+    postponer = next((r for r in reversed(reasons) if r.kind == ReasonKind.POSTPONE), None)
+    context: dict[str, Any] = {
+        "item_reasons": reasons,
+        "postponed_by": postponer if item.is_postponed else None,
+        "can_resume": item.is_postponed
+        and item.status == ItemStatus.OPEN
+        and (supervisor or (postponer is not None and postponer.by_id == request.user.pk)),
+    }
+    if mine:
+        now = timezone.localtime()
+        context |= {
+            "decline_codes": selectors.reason_codes(item, ReasonKind.DECLINE),
+            "postpone_codes": selectors.reason_codes(item, ReasonKind.POSTPONE),
+            "decline_form": DeclineForm(),
+            "postpone_form": PostponeForm(),
+            "time_zone_name": timezone.get_current_timezone_name(),
+            # The browser's date-and-time field speaks local time without a zone: the person's.
+            "postpone_min": now.strftime("%Y-%m-%dT%H:%M"),
+            "postpone_max": (now + services.POSTPONE_MAX).strftime("%Y-%m-%dT%H:%M"),
+        }
+    return context
+
+
+def _give_back_response(
+    request: HttpRequest, item: ReviewItem, form: DeclineForm, kind: str
+) -> HttpResponse:
+    """Decline or postpone from ``form``: to the queue when done (the item is not mine any
+    more); the panel with the form open, as typed, the error on its field, when the input is
+    refused; the panel with the reason when the item is no longer mine to give back."""
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            if kind == ReasonKind.DECLINE:
+                services.item_decline(
+                    item=item,
+                    user=request.user,
+                    code=data["code"],
+                    text=data["text"],
+                    ip=_ip(request),
+                )
+                done = "Declined: the item is back in the queue for someone else."
+            else:
+                services.item_postpone(
+                    item=item,
+                    user=request.user,
+                    until=data["until"],
+                    code=data["code"],
+                    text=data["text"],
+                    ip=_ip(request),
+                )
+                item.refresh_from_db()
+                done = f"Postponed until {present.moment(item.postponed_until)}."
+        except services.ReasonInvalid as exc:
+            form.add_error(exc.field, str(exc))
+        except services.ReviewError as exc:
+            return _item_response(request, item, status=409, error=str(exc))
+        else:
+            messages.success(request, done)
+            target = reverse("reviewqueue:queue")
+            return HttpResponseClientRedirect(target) if _htmx(request) else redirect(target)
+    context = _item_context(request, item) | {f"{kind}_form": form, "reason_open": kind}
+    if _htmx(request):
+        return render(request, "reviewqueue/item.html#item-panel", context, status=422)
+    return render(request, "reviewqueue/item.html", context, status=422)
+
+
+@login_required
+@require_POST
+def item_decline(request: HttpRequest, pk: int) -> HttpResponse:
+    """The holder declines ("not mine"), with a reason: back to the queue, not to them again."""
+    item = _item_for_user(request, pk)
+    return _give_back_response(request, item, DeclineForm(request.POST), ReasonKind.DECLINE)
+
+
+@login_required
+@require_POST
+def item_postpone(request: HttpRequest, pk: int) -> HttpResponse:
+    """The holder postpones until a time, with a reason: not workable before then."""
+    item = _item_for_user(request, pk)
+    return _give_back_response(request, item, PostponeForm(request.POST), ReasonKind.POSTPONE)
+
+
+@login_required
+@require_POST
+def item_resume(request: HttpRequest, pk: int) -> HttpResponse:
+    """A supervisor (or whoever postponed it) brings a postponed item back now."""
+    item = _item_for_user(request, pk)
+    try:
+        services.item_resume_early(item=item, user=request.user, ip=_ip(request))
+    except services.ReviewError as exc:
+        return _item_response(request, item, status=409, error=str(exc))
+    if not _htmx(request):
+        messages.success(request, "The item is back in the queue.")
+    return _item_response(request, item)

@@ -103,6 +103,8 @@ def sso(settings, oidc_provider):
     settings.OIDC_CLIENT_ID = CLIENT_ID
     settings.OIDC_CLIENT_SECRET = CLIENT_SECRET
     settings.OIDC_PROVIDER_NAME = "Test Hospital"
+    # A loaded machine answers slowly; a timeout here would be the machine, not the code.
+    settings.OIDC_TIMEOUT = 60.0
     return settings
 
 
