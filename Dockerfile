@@ -12,6 +12,8 @@ COPY flowspec flowspec
 COPY flows_engine flows_engine
 COPY flows_integration flows_integration
 COPY reviewqueue reviewqueue
+COPY intake intake
+COPY audit audit
 COPY bench bench
 RUN /venv/bin/pip install -c constraints.txt .
 
@@ -27,7 +29,7 @@ COPY --chown=flowdesk:flowdesk . .
 RUN SECRET_KEY=build-only-never-used-to-sign-anything-0123456789abcdef \
     FLOWS_API_URL=https://build.invalid FLOWS_CLIENT_ID=build-only \
     FLOWS_CLIENT_SECRET=build-only FLOWS_WEBHOOK_SECRET=whsec_YnVpbGQ= \
-    DATABASE_URL=sqlite:////tmp/build.sqlite3 ALLOWED_HOSTS=localhost \
+    DATABASE_URL=postgres://build-only@localhost/never-connected ALLOWED_HOSTS=localhost \
     python manage.py collectstatic --noinput \
     && mkdir -p /app/var && chown flowdesk:flowdesk /app/var
 USER flowdesk

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -249,3 +250,20 @@ def test_check_deploy_passes_in_production():
     )
     assert result.returncode == 0, result.stderr
     assert "System check identified no issues" in result.stdout
+
+
+def test_the_images_build_settings_start_django(tmp_path):
+    """The Dockerfile's collectstatic runs in production mode with build-only values: they must
+    pass production's refusals (a SQLite URL there broke the image once the refusal came)."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    runtime_env = re.search(r"^ENV (PATH=.*?[^\\])$", dockerfile, re.MULTILINE | re.DOTALL)
+    assert runtime_env is not None
+    build_run = dockerfile[
+        dockerfile.index("RUN SECRET_KEY=") : dockerfile.index("python manage.py collectstatic")
+    ]
+    words = (runtime_env.group(1) + " " + build_run.removeprefix("RUN ")).split()
+    env = dict(word.split("=", 1) for word in words if "=" in word and word[0].isupper())
+    env.pop("PATH", None)
+    env["FLOWDESK_VAR_DIR"] = str(tmp_path)  # /app/var exists only in the image
+    assert env["FLOWDESK_MODE"] == "production" and "DATABASE_URL" in env
+    assert start_django(**env).stdout.strip() == "started"
