@@ -429,19 +429,19 @@ def _what_if(connection: Any, spec: dict[str, Any], fetch: Any, views: dict) -> 
 
     from reviewqueue import selectors
 
-    filtered = selectors._filtered
+    filtered = selectors.items_matching
     try:
         for view in views:
             found["views"][view] = measure(view)
         # ...and the rows without their version's template document and source (6-21 kB of
         # JSON and YAML per row that the queue page never shows), as ``defer()`` would load them.
-        selectors._filtered = lambda *args, **kwargs: filtered(*args, **kwargs).defer(
+        selectors.items_matching = lambda *args, **kwargs: filtered(*args, **kwargs).defer(
             "version__document", "version__source"
         )
         for view in views:
             found["deferred"][view] = measure(view)
     finally:
-        selectors._filtered = filtered
+        selectors.items_matching = filtered
         for name, _create, drop in WHAT_IF_INDEXES:
             if name in created:
                 with connection.cursor() as cursor:

@@ -45,6 +45,7 @@ ACTION_TITLES = {
     "config.relation_changed": "Roles or members changed",
     "audit.viewed": "Audit report viewed",
     "audit.exported": "Audit report exported",
+    "report.exported": "Report exported",
     "intake.client_created": "API client created",
     "intake.client_revoked": "API client revoked",
 }
@@ -228,10 +229,5 @@ def export_rows(filters: AuditFilters) -> Iterator[list[str]]:
             event.ip or "",
             json.dumps(event.detail, sort_keys=True, ensure_ascii=False),
         ]
-        yield [_inert(cell) for cell in row]
-
-
-def _inert(cell: str) -> str:
-    """A cell a spreadsheet would run as a formula (``=HYPERLINK(...)`` as a person's name)
-    is kept as text."""
-    return "'" + cell if cell[:1] in ("=", "+", "-", "@", "\t", "\r") else cell
+        # csv_export.csv_lines keeps a cell that looks like a formula as text.
+        yield row

@@ -1,9 +1,6 @@
 """The audit report: compliance staff read and export the trail (``audit.view_auditevent``).
 Reading it and exporting it are audit events themselves."""
 
-import csv
-from collections.abc import Iterable, Iterator
-
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
@@ -22,6 +19,7 @@ from reviewqueue.audit_selectors import (
     detail_text,
     export_rows,
 )
+from reviewqueue.csv_export import csv_lines
 
 
 def _filters(request: HttpRequest) -> tuple[AuditFilters, bool]:
@@ -64,19 +62,6 @@ def audit_report(request: HttpRequest) -> HttpResponse:
     return render(request, "reviewqueue/audit_report.html", context)
 
 
-class _Echo:
-    """A file that hands back what is written, for streaming CSV row by row."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
-def _csv_lines(rows: Iterable[list[str]]) -> Iterator[str]:
-    writer = csv.writer(_Echo())
-    for row in rows:
-        yield writer.writerow(row)
-
-
 @login_required
 @require_GET
 def audit_export(request: HttpRequest) -> StreamingHttpResponse:
@@ -90,7 +75,7 @@ def audit_export(request: HttpRequest) -> StreamingHttpResponse:
     )
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
     return StreamingHttpResponse(
-        _csv_lines(export_rows(filters)),
+        csv_lines(export_rows(filters)),
         content_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="flowdesk-audit-{stamp}.csv"'},
     )

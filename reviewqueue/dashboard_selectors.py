@@ -321,26 +321,40 @@ class Handled:
 
 
 def _handle_times(in_period: Any) -> list[Handled]:
-    """Claim to submit of each answer delivered in the period: from the submitter's latest
-    ``item.claimed`` (audit trail) before the answer was submitted (``Submission.created_at``),
-    so rework after a 400 counts and time spent by someone who released the item does not. An
-    answer with no such claim (the item was reassigned to its submitter) has no handle time.
-    Two queries; the rows are the period's answers, bounded by the longest period."""
+    """Claim to submit of each answer delivered in the period (``claims_before``); an answer
+    with no such claim (the item was reassigned to its submitter) has no handle time. Two
+    queries; the rows are the period's answers, bounded by the longest period."""
     answers = list(
         in_period.values_list("item_id", "item__queue_id", "submitted_by_id", "created_at")
     )
+    claimed = claims_before((item, user, at) for item, _, user, at in answers)
+    return [
+        Handled(queue_id, user_id, at - claimed[item_id, user_id, at])
+        for item_id, queue_id, user_id, at in answers
+        if (item_id, user_id, at) in claimed
+    ]
+
+
+def claims_before(
+    answers: Iterable[tuple[int, int, datetime]],
+) -> dict[tuple[int, int, datetime], datetime]:
+    """For answers given as (item, submitter, submitted at): the submitter's latest
+    ``item.claimed`` (audit trail) at or before that answer, in one query. Handle time runs
+    from it, so rework after a 400 counts and time spent by someone who released the item does
+    not (docs/supervisors.md, "Handle time")."""
+    answers = list(answers)
     claims: dict[tuple[int | None, int | None], list[datetime]] = defaultdict(list)
     events = AuditEvent.objects.filter(
-        action="item.claimed", item_id__in=in_period.values("item_id")
+        action="item.claimed", item_id__in={item_id for item_id, _, _ in answers}
     ).order_by()
     for item_id, actor_id, at in events.values_list("item_id", "actor_id", "at"):
         claims[item_id, actor_id].append(at)
-    handled = []
-    for item_id, queue_id, user_id, submitted_at in answers:
+    found = {}
+    for item_id, user_id, submitted_at in answers:
         before = [at for at in claims.get((item_id, user_id), []) if at <= submitted_at]
         if before:
-            handled.append(Handled(queue_id, user_id, submitted_at - max(before)))
-    return handled
+            found[item_id, user_id, submitted_at] = max(before)
+    return found
 
 
 def percentile(values: Iterable[timedelta], fraction: float) -> timedelta | None:

@@ -295,7 +295,7 @@ class QueuePage:
 def queue_page(user: Any, filters: QueueFilters, *, since: datetime | None = None) -> QueuePage:
     """One page of the queue: a bounded number of queries whatever the page size, and no count
     of the whole result (``has_next`` comes from fetching one row more)."""
-    items = _filtered(user, filters)
+    items = items_matching(user, filters)
     order = SORTS[filters.sort][1]
     offset = (filters.page - 1) * PAGE_SIZE
     rows = list(
@@ -316,7 +316,9 @@ def queue_page(user: Any, filters: QueueFilters, *, since: datetime | None = Non
     )
 
 
-def _filtered(user: Any, filters: QueueFilters) -> QuerySet[ReviewItem]:
+def items_matching(user: Any, filters: QueueFilters) -> QuerySet[ReviewItem]:
+    """Every item of the queue page's list for these filters, unordered and unpaged (the page,
+    and a supervisor's "all matching this filter")."""
     items = items_visible_to(user).filter(status__in=sorted(STATUS_FILTERS[filters.status][1]))
     if filters.status in NOT_POSTPONED_FILTERS:
         items = items.filter(not_postponed())

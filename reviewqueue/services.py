@@ -8,7 +8,7 @@ constraints, and ``select_for_update(skip_locked=True)`` for "get next".
 """
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache, partial
@@ -567,8 +567,11 @@ def item_get_next(*, user: Any, ip: str | None = None) -> ReviewItem | None:
     return item
 
 
-def item_release(*, item: ReviewItem, user: Any, ip: str | None = None) -> ReviewItem:
-    """Give a claimed item back to the queue (its holder, or a supervisor)."""
+def item_release(
+    *, item: ReviewItem, user: Any, ip: str | None = None, detail: Mapping[str, Any] | None = None
+) -> ReviewItem:
+    """Give a claimed item back to the queue (its holder, or a supervisor). ``detail``: more
+    for its audit event (a bulk move says so)."""
     released = ReviewItem.objects.filter(pk=item.pk, status=ItemStatus.CLAIMED)
     if not roles.is_supervisor(user):
         released = released.filter(claimed_by=user)
@@ -585,13 +588,23 @@ def item_release(*, item: ReviewItem, user: Any, ip: str | None = None) -> Revie
         item.refresh_from_db()
         if not count:
             raise NotYourClaim("Only the person holding this item can release it.")
-        audit_record(action="item.released", actor=user, item=item, ip=ip, holder=holder)
+        audit_record(
+            action="item.released", actor=user, item=item, ip=ip, holder=holder, **(detail or {})
+        )
     return item
 
 
-def item_reassign(*, item: ReviewItem, to: Any, by: Any, ip: str | None = None) -> ReviewItem:
+def item_reassign(
+    *,
+    item: ReviewItem,
+    to: Any,
+    by: Any,
+    ip: str | None = None,
+    detail: Mapping[str, Any] | None = None,
+) -> ReviewItem:
     """A supervisor hands a workable item to someone (who must be able to see its queue, and
-    whom its route does not keep from it: separation of duties, checked in the UPDATE)."""
+    whom its route does not keep from it: separation of duties, checked in the UPDATE).
+    ``detail``: more for its audit event (a bulk move says so)."""
     if not roles.is_supervisor(by):
         raise ReviewError("Only a supervisor can reassign items.")
     if not items_visible_to(to).filter(pk=item.pk).exists():
@@ -615,8 +628,115 @@ def item_reassign(*, item: ReviewItem, to: Any, by: Any, ip: str | None = None) 
             if reason := separation_reason(item, to, you=False):
                 raise SeparationOfDuties(reason)
             raise ReviewError(f"This item is {item.get_status_display().lower()}.")
-        audit_record(action="item.reassigned", actor=by, item=item, ip=ip, to=to.pk)
+        audit_record(
+            action="item.reassigned", actor=by, item=item, ip=ip, to=to.pk, **(detail or {})
+        )
     return item
+
+
+# Why a supervisor moves work, as codes: the audit keeps the code, and no free text that could
+# hold a patient's details travels with a bulk move.
+MOVE_REASONS = {
+    "workload": "Workload",
+    "out_sick": "Out sick",
+    "skill": "Skill",
+    "other": "Other",
+}
+# At most this many items move in one action ("all matching this filter" takes the first ones).
+MOVE_MAX = 500
+
+
+@dataclass(frozen=True)
+class Moved:
+    """What a bulk move did: the items moved, and those it could not move grouped by why."""
+
+    to: Any  # None: back to the queue
+    moved: list[ReviewItem]
+    refused: list[tuple[str, list[ReviewItem]]]
+
+    @property
+    def summary(self) -> str:
+        """In words: "3 moved to Alice; 2 not: Bob answered an earlier step of these Runs…"."""
+        where = f"to {roles.display_name(self.to)}" if self.to is not None else "to the queue"
+        said = f"{len(self.moved)} moved {where}"
+        if not self.refused:
+            return f"{said}."
+        count = sum(len(items) for _, items in self.refused)
+        reasons = "; ".join(f"{why} ({_runs_named(items)})" for why, items in self.refused)
+        return f"{said}; {count} not: {reasons}."
+
+
+def _runs_named(items: list[ReviewItem], shown: int = 10) -> str:
+    """The items as the queue's rows name them: their Run's id, first 8 characters."""
+    names = ", ".join(item.run_ref[:8] for item in items[:shown])
+    more = f" and {len(items) - shown} more" if len(items) > shown else ""
+    return f"Run{'s' if len(items) > 1 else ''} {names}{more}"
+
+
+def items_reassign_bulk(
+    *,
+    item_ids: Collection[int],
+    to: Any | None,
+    by: Any,
+    reason: str,
+    ip: str | None = None,
+) -> Moved:
+    """A supervisor moves many items at once: to ``to``, or back to the queue (``to=None``),
+    with a reason code (``MOVE_REASONS``).
+
+    Each item goes through the one-item action (``item_reassign``, ``item_release``) with its
+    checks: the person works in the item's queue, separation of duties, a workable status. Those
+    it refuses are reported, grouped by why, never skipped in silence; each one moved is audited
+    as its one-item action with ``via="bulk"`` and the reason code. Ids of items ``by`` may not
+    see are ignored. The rows are locked in id order first, so two supervisors moving
+    overlapping selections at once wait for each other instead of deadlocking, and each item's
+    check and move see the row as it is.
+    """
+    if not roles.is_supervisor(by):
+        raise ReviewError("Only a supervisor can move items.")
+    if reason not in MOVE_REASONS:
+        raise ReasonInvalid("reason", "Choose one of the reasons in the list.")
+    if len(item_ids) > MOVE_MAX:
+        raise ReviewError(f"At most {MOVE_MAX} items move at once.")
+    detail = {"via": "bulk", "reason": reason}
+    moved: list[ReviewItem] = []
+    refused: dict[str, list[ReviewItem]] = {}
+    with transaction.atomic():
+        locked = list(
+            items_visible_to(by)
+            .filter(pk__in=list(item_ids))
+            .select_for_update()
+            .select_related("queue", "version")
+            .order_by("pk")
+        )
+        for item in locked:
+            try:
+                if to is None:
+                    item_release(item=item, user=by, ip=ip, detail=detail)
+                elif item.status == ItemStatus.CLAIMED and item.claimed_by_id == to.pk:
+                    raise ReviewError(f"already with {roles.display_name(to)}")
+                else:
+                    item_reassign(item=item, to=to, by=by, ip=ip, detail=detail)
+            except ReviewError as exc:
+                refused.setdefault(_refusal(exc, item, to), []).append(item)
+            else:
+                moved.append(item)
+    return Moved(to=to, moved=moved, refused=list(refused.items()))
+
+
+def _refusal(exc: ReviewError, item: ReviewItem, to: Any | None) -> str:
+    """Why ``item`` did not move, worded for a group of items (the one-item messages name one)."""
+    if isinstance(exc, SeparationOfDuties):
+        return (
+            f"{roles.display_name(to)} answered an earlier step of these Runs; another person "
+            "must take these steps"
+        )
+    if isinstance(exc, NotYourClaim):
+        # A supervisor releases any claim: the item is not claimed (any more).
+        if item.status == ItemStatus.OPEN:
+            return "already in the queue"
+        return f"{item.get_status_display().lower()}, not claimed"
+    return str(exc).rstrip(".").replace("This item is ", "")
 
 
 def lease_renew(*, item: ReviewItem, user: Any) -> bool:

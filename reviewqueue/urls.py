@@ -1,16 +1,28 @@
 from django.urls import path
 
-from reviewqueue import audit_views, dashboard_views, run_views, views
+from reviewqueue import audit_views, dashboard_views, report_views, run_views, views
 
 app_name = "reviewqueue"
 
 urlpatterns = [
     path("", views.queue, name="queue"),
     path("next/", views.get_next, name="get_next"),
+    path("move/", views.queue_move, name="queue_move"),
     path("preferences/", views.preferences, name="preferences"),
     path("triage/", views.triage, name="triage"),
     path("sign-in-locks/", views.signin_locks, name="signin_locks"),
     path("supervisor/", dashboard_views.dashboard, name="dashboard"),
+    path(
+        "supervisor/reports/completed.csv",
+        report_views.completed_export,
+        name="report_completed",
+    ),
+    path("supervisor/reports/queue.csv", report_views.queue_export, name="report_queue"),
+    path(
+        "supervisor/reports/throughput.csv",
+        report_views.throughput_export,
+        name="report_throughput",
+    ),
     path("audit/", audit_views.audit_report, name="audit"),
     path("audit/export.csv", audit_views.audit_export, name="audit_export"),
     path("runs/", run_views.run_list, name="runs"),

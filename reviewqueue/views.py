@@ -14,6 +14,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -24,7 +25,7 @@ from config.client_ip import client_ip
 from config.middleware import BACKGROUND_HEADER
 from flows_integration.models import TemplateVersion
 from reviewqueue import present, roles, searches, selectors, services
-from reviewqueue.forms import DeclineForm, PostponeForm, PreferencesForm
+from reviewqueue.forms import DeclineForm, MoveForm, PostponeForm, PreferencesForm
 from reviewqueue.models import (
     WORKABLE_STATUSES,
     Draft,
@@ -76,6 +77,15 @@ def queue(request: HttpRequest) -> HttpResponse:
     filter form is posted, so that the search term stays out of the URL (``searches``)."""
     if request.method == "POST" or "q" in request.GET:
         return searches.search_redirect(request, to="reviewqueue:queue")
+    context = _queue_context(request)
+    if _htmx(request):
+        return render(request, "reviewqueue/queue.html#queue-rows", context)
+    return render(request, "reviewqueue/queue.html", context)
+
+
+def _queue_context(request: HttpRequest) -> dict[str, Any]:
+    """The queue page (or, for htmx, its rows) for the filters in the request's query string:
+    the page's own, or a bulk move's, which is posted to a URL that carries them."""
     supervisor = roles.is_supervisor(request.user)
     query, search_gone = searches.search_query(request)
     filters = selectors.QueueFilters.from_query(query, supervisor=supervisor)
@@ -100,14 +110,16 @@ def queue(request: HttpRequest) -> HttpResponse:
         "query": _query_without(request.GET, "page", "since"),
         "refresh_seconds": settings.REVIEW_REFRESH_SECONDS,
     }
+    if supervisor:
+        context |= _move_context(request, filters, page)
     if _htmx(request):
-        return render(request, "reviewqueue/queue.html#queue-rows", context)
+        return context
     context["dashboard_selection"] = selectors.dashboard_selection(filters)
     if roles.can_triage(request.user):
         context["triage_count"] = selectors.runs_in_triage().count()
     if roles.is_supervisor(request.user):
         context["signin_locks"] = len(selectors.signin_locks())
-    return render(request, "reviewqueue/queue.html", context)
+    return context
 
 
 def _moment(text: str) -> datetime | None:
@@ -786,3 +798,113 @@ def item_resume(request: HttpRequest, pk: int) -> HttpResponse:
     if not _htmx(request):
         messages.success(request, "The item is back in the queue.")
     return _item_response(request, item)
+
+
+# --- Moving work (supervisors) ----------------------------------------------------------------
+
+
+def _move_context(
+    request: HttpRequest, filters: selectors.QueueFilters, page: selectors.QueuePage
+) -> dict[str, Any]:
+    """The queue page's bulk move form: the people who work in the listed items' queues, and
+    how many items "all matching this filter" takes (counted up to the cap, only when the
+    filter matches more than this page, and never for the live refresh of the rows)."""
+    context: dict[str, Any] = {
+        "can_move": True,
+        "move_form": MoveForm(page_size=selectors.PAGE_SIZE),
+        "move_reasons": services.MOVE_REASONS,
+        "move_max": services.MOVE_MAX,
+        "ticked": set(),
+    }
+    if _htmx(request) and request.method == "GET":
+        return context  # the polled rows: only their checkboxes
+    queue_ids = {item.queue_id for item in page.items}
+    if filters.queue is not None:
+        queue_ids.add(filters.queue)
+    people = get_user_model().objects.filter(is_active=True, groups__queues__in=queue_ids)
+    context["move_people"] = list(people.distinct().order_by("username")[:200])
+    if page.has_next:
+        matching = selectors.items_matching(request.user, filters).order_by().values("pk")
+        context["move_matching"] = matching[: services.MOVE_MAX + 1].count()
+    return context
+
+
+def _matching_ids(
+    request: HttpRequest, filters: selectors.QueueFilters, to: Any | None
+) -> tuple[list[int], bool]:
+    """The items the page's filter matches now, in its order, up to the cap (and whether there
+    were more); those already where they would go are left out, so that moving again takes the
+    next ones."""
+    items = selectors.items_matching(request.user, filters)
+    if to is None:
+        items = items.exclude(claimed_by__isnull=True)
+    else:
+        items = items.exclude(status=ItemStatus.CLAIMED, claimed_by=to)
+    order = selectors.SORTS[filters.sort][1]
+    ids = list(items.order_by(*order).values_list("pk", flat=True)[: services.MOVE_MAX + 1])
+    return ids[: services.MOVE_MAX], len(ids) > services.MOVE_MAX
+
+
+def _ticked(request: HttpRequest) -> set[int]:
+    """The ticked rows as posted, to show them ticked again with an error."""
+    return {int(v) for v in request.POST.getlist("item") if v.isdecimal() and len(v) < 12}
+
+
+@login_required
+@require_POST
+def queue_move(request: HttpRequest) -> HttpResponse:
+    """Supervisors move the ticked items, or all matching the page's filter (up to
+    ``services.MOVE_MAX``), to a person or back to the queue, with a reason.
+
+    Posted to a URL that carries the page's query string: "all matching" runs the page's filter
+    again here, never trusting a list of ids for more than a page shows. Without htmx: back to
+    the page with the outcome flashed, or the page with the errors on their fields and the rows
+    still ticked. With htmx: the rows from fresh data, and the form (outcome or errors) out of
+    band."""
+    if not roles.is_supervisor(request.user):
+        raise Http404
+    form = MoveForm(request.POST, page_size=selectors.PAGE_SIZE)
+    moved, more = None, False
+    if form.is_valid():
+        data = form.cleaned_data
+        ids = data["item"]
+        query, search_gone = searches.search_query(request)
+        if data["scope"] == "all" and search_gone:
+            form.add_error("scope", "That search is no longer kept: search again first.")
+        else:
+            if data["scope"] == "all":
+                filters = selectors.QueueFilters.from_query(query, supervisor=True)
+                ids, more = _matching_ids(request, filters, data["to"])
+            try:
+                moved = services.items_reassign_bulk(
+                    item_ids=ids,
+                    to=data["to"],
+                    by=request.user,
+                    reason=data["reason"],
+                    ip=_ip(request),
+                )
+            except services.ReasonInvalid as exc:
+                form.add_error(exc.field, str(exc))
+    outcome = ""
+    if moved is not None:
+        outcome = moved.summary + (
+            f" More than {services.MOVE_MAX} matched: the first {services.MOVE_MAX} were "
+            "taken; move again for the rest."
+            if more
+            else ""
+        )
+        if not _htmx(request):
+            (messages.warning if moved.refused else messages.success)(request, outcome)
+            return redirect(
+                f"{reverse('reviewqueue:queue')}?{_query_without(request.GET, 'since')}"
+            )
+    context = _queue_context(request)
+    if moved is None:
+        context |= {"move_form": form, "ticked": _ticked(request)}
+    context |= {"moved": moved, "move_outcome": outcome}
+    status = 200 if moved is not None else 422
+    if not _htmx(request):
+        return render(request, "reviewqueue/queue.html", context, status=status)
+    rows = render_to_string("reviewqueue/queue.html#queue-rows", context, request)
+    mover = render_to_string("reviewqueue/queue.html#bulk-move", context | {"oob": True}, request)
+    return HttpResponse(rows + mover, status=status)

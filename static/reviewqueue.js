@@ -45,6 +45,39 @@
   // Rows swapped by the live refresh keep the selection.
   document.addEventListener("htmx:afterSwap", function () { mark(rows()); });
 
+  // Moving work (supervisors, #bulk-move): the live refresh replaces the rows with fresh,
+  // unticked ones, so it waits while any box is ticked; a move or unticking them all lets it go
+  // on. (Keeping ticks across swaps would tick rows whose item has meanwhile changed hands.)
+  function ticks() { return Array.prototype.slice.call(document.querySelectorAll('#queue-rows input[name="item"]')); }
+  function tickedCount() { return ticks().filter(function (box) { return box.checked; }).length; }
+  function showTicks() {
+    var count = tickedCount(), all = ticks();
+    var paused = document.getElementById("refresh-paused");
+    if (paused) paused.hidden = count === 0;
+    var shown = document.getElementById("move-ticked");
+    if (shown) shown.textContent = count ? "(" + count + " ticked)" : "";
+    var page = document.getElementById("tick-page");
+    if (page) {
+      page.hidden = all.length === 0;
+      page.checked = all.length > 0 && count === all.length;
+      page.indeterminate = count > 0 && count < all.length;
+    }
+  }
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    if (event.detail.elt.id === "queue-rows" && tickedCount()) event.preventDefault();
+  });
+  document.addEventListener("change", function (event) {
+    var box = event.target;
+    if (box.id === "tick-page") ticks().forEach(function (each) { each.checked = box.checked; });
+    else if (box.name !== "item") return;
+    // Ticking rows means "these": not all matching the filter.
+    var ticked = document.querySelector('#bulk-move-form input[name="scope"][value="ticked"]');
+    if (ticked && tickedCount()) ticked.checked = true;
+    showTicks();
+  });
+  document.addEventListener("htmx:afterSettle", showTicks);
+  showTicks();
+
   // The claim's clock. The server says how many seconds are left; the page counts down with its
   // own clock (so the two clocks need not agree), warns two minutes before the end with one
   // button to keep the claim, and shows the end the moment it comes: no field stays editable
