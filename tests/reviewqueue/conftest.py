@@ -245,3 +245,15 @@ def flow_admin(django_user_model, role_groups):
     ada = django_user_model.objects.create_user("ada", password="ada-password")
     ada.groups.add(Group.objects.get(name=FLOW_ADMIN))
     return ada
+
+
+@pytest.fixture
+def eligibility(clinical_queue):
+    """A second queue the Clinical team works."""
+    from django.contrib.auth.models import Group
+
+    from reviewqueue.models import Queue
+
+    queue = Queue.objects.create(name="Eligibility")
+    queue.teams.add(Group.objects.get(name="Clinical team"))
+    return queue

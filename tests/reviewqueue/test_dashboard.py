@@ -38,13 +38,6 @@ def frozen():
         yield traveller
 
 
-@pytest.fixture
-def eligibility(clinical_queue):
-    queue = Queue.objects.create(name="Eligibility")
-    queue.teams.add(Group.objects.get(name="Clinical team"))
-    return queue
-
-
 def opened(item: ReviewItem, *, ago: timedelta, due_in: timedelta, queue=None) -> ReviewItem:
     fields = {"opened_at": NOW - ago, "due_at": NOW + due_in}
     if queue is not None:

@@ -24,7 +24,6 @@ from reviewqueue.csv_export import csv_lines, inert
 from reviewqueue.models import (
     ItemReason,
     ItemStatus,
-    Queue,
     ReasonKind,
     ReviewItem,
     Submission,
@@ -66,13 +65,6 @@ def by_column(rows: list[list[str]]) -> list[dict[str, str]]:
 def frozen():
     with time_machine.travel(NOW, tick=False) as traveller:
         yield traveller
-
-
-@pytest.fixture
-def eligibility(clinical_queue):
-    queue = Queue.objects.create(name="Eligibility")
-    queue.teams.add(Group.objects.get(name="Clinical team"))
-    return queue
 
 
 @pytest.fixture
