@@ -68,3 +68,42 @@ def test_a_supervisor_moves_three_of_bobs_items_to_alice(
     assert sorted(e.item_id for e in events) == sorted(i.pk for i in chosen)
     assert all(e.detail["reason"] == "out_sick" and e.detail["via"] == "bulk" for e in events)
     assert_accessible(page)
+
+
+def test_the_overloaded_reviewer_is_found_on_the_dashboard_and_relieved_in_one_move(
+    live_server,
+    page: Page,
+    pending_run,  # noqa: F811
+    reviewer,  # noqa: F811
+    colleague,  # noqa: F811
+    supervisor,  # noqa: F811
+):
+    """The issue's scenario: Bob holds 20 items, Alice one; the supervisor follows Bob's number
+    on the dashboard to his list, ticks the page, moves all 20 to Alice, and the dashboard says
+    so."""
+    for _ in range(20):
+        services.item_claim(item=pending_run().review_items.get(), user=colleague)
+    services.item_claim(item=pending_run().review_items.get(), user=reviewer)
+    signed_in(patient(page), live_server, supervisor)
+
+    page.goto(f"{live_server.url}/supervisor/")
+    people = page.locator("#dash-people")
+    expect(people.get_by_role("link", name="20 claimed by bob")).to_be_visible()
+    expect(people.get_by_role("link", name="1 claimed by alice")).to_be_visible()
+    people.get_by_role("link", name="20 claimed by bob").click()
+
+    expect(page.locator("#dashboard-selection")).to_contain_text("claimed by bob")
+    expect(page.locator('#queue-rows input[name="item"]')).to_have_count(20)
+    page.get_by_label("Tick every item on this page").check()
+    expect(page.locator("#move-ticked")).to_have_text("(20 ticked)")
+    page.get_by_label("Move to").select_option(label="alice")
+    page.get_by_label("Reason").select_option(label="Workload")
+    page.get_by_role("button", name="Move", exact=True).click()
+    expect(page.locator("#move-outcome")).to_have_text("20 moved to alice.")
+
+    page.goto(f"{live_server.url}/supervisor/")
+    expect(people.get_by_role("link", name="21 claimed by alice")).to_be_visible()
+    # Bob holds nothing now (a person with no claims and nothing completed has no row).
+    expect(people.get_by_role("link", name="20 claimed by bob")).to_have_count(0)
+    assert ReviewItem.objects.filter(claimed_by=reviewer).count() == 21
+    assert AuditEvent.objects.filter(action="item.reassigned", detail__via="bulk").count() == 20
