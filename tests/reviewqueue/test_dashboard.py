@@ -135,8 +135,10 @@ def test_the_period_and_the_queue_filter_change_what_is_counted(known, superviso
     client = login(supervisor)
     fortnight = board(client, period="14d")
     done = {r.queue.name: r.done_period.value for r in fortnight.queue_rows}
-    # The default queue ("Unrouted", made by a migration) has nothing.
-    assert done == {"Clinical review": 4, "Eligibility": 1, "Unrouted": 0}
+    # The default queue ("Unrouted", made by a migration, unless a transactional test's flush
+    # removed it first) has nothing.
+    assert done.pop("Unrouted", 0) == 0
+    assert done == {"Clinical review": 4, "Eligibility": 1}
     assert {p.name: p.done_period.value for p in fortnight.people} == {"alice": 3, "bob": 2}
 
     one = board(client, queue=known["eligibility"].pk, period="today")
