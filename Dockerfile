@@ -36,4 +36,6 @@ USER flowdesk
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s \
   CMD python -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)" || exit 1
-CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", "-k", "gthread", "--workers", "2", "--threads", "8", "--access-logfile", "-"]
+# The access log names the path without its query string (%(U)s, not the request line %(r)s): a
+# query string can carry what someone typed, and no log line may carry patient data.
+CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", "-k", "gthread", "--workers", "2", "--threads", "8", "--access-logfile", "-", "--access-logformat", "%(h)s %(t)s \"%(m)s %(U)s\" %(s)s %(B)s %(M)sms"]

@@ -267,3 +267,19 @@ def test_the_images_build_settings_start_django(tmp_path):
     env["FLOWDESK_VAR_DIR"] = str(tmp_path)  # /app/var exists only in the image
     assert env["FLOWDESK_MODE"] == "production" and "DATABASE_URL" in env
     assert start_django(**env).stdout.strip() == "started"
+
+
+def test_the_images_access_log_leaves_query_strings_out():
+    """Django admin's search box (and any old link) puts what was typed in a query string: the
+    image's gunicorn logs paths only."""
+    command = json.loads(
+        next(
+            line
+            for line in (ROOT / "Dockerfile").read_text().splitlines()
+            if line.startswith("CMD ")
+        ).removeprefix("CMD ")
+    )
+    log_format = command[command.index("--access-logformat") + 1]
+    assert "%(U)s" in log_format
+    # The request line, the query string, and the Referer (the previous page's query string).
+    assert not any(token in log_format for token in ("%(r)s", "%(q)s", "%(f)s"))
