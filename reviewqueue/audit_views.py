@@ -47,8 +47,6 @@ def audit_report(request: HttpRequest) -> HttpResponse:
         page=filters.page,
         filters=filters.described(),
     )
-    query = request.GET.copy()
-    query.pop("page", None)
     context = {
         "filters": filters,
         "search_gone": search_gone,
@@ -56,7 +54,7 @@ def audit_report(request: HttpRequest) -> HttpResponse:
         "rows": [(e, action_title(e.action), detail_text(e.detail)) for e in page.events],
         "action_groups": [(key, title) for key, (title, _) in ACTION_GROUPS.items()],
         "actions": sorted(ACTION_TITLES.items(), key=lambda pair: pair[1]),
-        "query": query.urlencode(),
+        "query": searches.query_without(request.GET, "page"),
         "zone": timezone.get_current_timezone_name(),
     }
     return render(request, "reviewqueue/audit_report.html", context)

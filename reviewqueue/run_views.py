@@ -57,8 +57,6 @@ def run_list(request: HttpRequest) -> HttpResponse:
         ip=_ip(request),
         runs=[str(run.flow_run_id) for run in page.runs],
     )
-    query = request.GET.copy()
-    query.pop("page", None)
     context = {
         "filters": filters,
         "search_gone": search_gone,
@@ -67,7 +65,7 @@ def run_list(request: HttpRequest) -> HttpResponse:
         "statuses": RunStatus.choices,
         "templates": FlowTemplate.objects.values_list("template_id", "name"),
         "may_triage": may_triage,
-        "query": query.urlencode(),
+        "query": searches.query_without(request.GET, "page"),
     }
     return render(request, "reviewqueue/runs.html", context)
 

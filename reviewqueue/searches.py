@@ -67,3 +67,12 @@ def _remember(session: SessionBase, text: str) -> str:
     searches[token] = text
     session[_SESSION_KEY] = dict(list(searches.items())[-KEPT:])
     return token
+
+
+def query_without(query: QueryDict, *names: str) -> str:
+    """A list page's query string less ``names`` (its page, its poll's time), for the links
+    and polls that set them afresh."""
+    kept = query.copy()
+    for name in names:
+        kept.pop(name, None)
+    return kept.urlencode()

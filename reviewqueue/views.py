@@ -107,7 +107,7 @@ def _queue_context(request: HttpRequest) -> dict[str, Any]:
         "statuses": selectors.STATUS_FILTERS,
         "sorts": selectors.SORTS,
         "assignees": selectors.ASSIGNEES,
-        "query": _query_without(request.GET, "page", "since"),
+        "query": searches.query_without(request.GET, "page", "since"),
         "refresh_seconds": settings.REVIEW_REFRESH_SECONDS,
     }
     if supervisor:
@@ -127,13 +127,6 @@ def _moment(text: str) -> datetime | None:
         return parse_datetime(text)
     except ValueError:  # well formed but not a real date: 2024-02-30
         return None
-
-
-def _query_without(query: QueryDict, *names: str) -> str:
-    kept = query.copy()
-    for name in names:
-        kept.pop(name, None)
-    return kept.urlencode()
 
 
 @login_required
@@ -896,7 +889,7 @@ def queue_move(request: HttpRequest) -> HttpResponse:
         if not _htmx(request):
             (messages.warning if moved.refused else messages.success)(request, outcome)
             return redirect(
-                f"{reverse('reviewqueue:queue')}?{_query_without(request.GET, 'since')}"
+                f"{reverse('reviewqueue:queue')}?{searches.query_without(request.GET, 'since')}"
             )
     context = _queue_context(request)
     if moved is None:
