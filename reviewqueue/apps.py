@@ -16,9 +16,9 @@ class ReviewqueueConfig(AppConfig):
         from audit import tracking
         from flows_integration.signals import run_status_changed, runs_status_changed
         from reviewqueue import receivers, services
-        from reviewqueue.models import Queue, Route
+        from reviewqueue.models import BusinessCalendar, DayOff, OpeningHours, Queue, Route
 
-        tracking.track(Queue, Route)
+        tracking.track(Queue, Route, BusinessCalendar, OpeningHours, DayOff)
 
         run_status_changed.connect(
             services.on_run_status_changed, dispatch_uid="reviewqueue.item_follow_run"

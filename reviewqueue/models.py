@@ -17,6 +17,105 @@ from django.utils import timezone
 from flows_integration.models import FlowRun, FlowTemplate, TemplateVersion
 
 
+def validate_time_zone(value: str) -> None:
+    """An IANA zone name this server knows (`America/New_York`), or blank for the site's."""
+    if value and value not in available_time_zones():
+        raise ValidationError(f"{value!r} is not a time zone this server knows.")
+
+
+def available_time_zones() -> set[str]:
+    return zoneinfo.available_timezones()
+
+
+class BusinessCalendar(models.Model):
+    """When a team works: opening hours per weekday, public holidays of a country (and state)
+    from the ``holidays`` package, and the site's own days off. A queue whose SLA runs in
+    business hours counts only the open time (``reviewqueue.business_hours``)."""
+
+    name = models.CharField(max_length=100, unique=True)
+    time_zone = models.CharField(
+        max_length=64,
+        blank=True,
+        validators=[validate_time_zone],
+        help_text="The zone the opening hours are in (an IANA name such as America/New_York); "
+        "blank is the site's time zone.",
+    )
+    country = models.CharField(
+        max_length=2,
+        blank=True,
+        help_text="Public holidays of this country (ISO code such as US); blank for none.",
+    )
+    subdivision = models.CharField(
+        max_length=10, blank=True, help_text="...and of this state or province (e.g. NY)."
+    )
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class OpeningHours(models.Model):
+    """One open stretch of a weekday; a day may have several (a lunch break), or none (closed)."""
+
+    class Weekday(models.IntegerChoices):
+        MONDAY = 0, "Monday"
+        TUESDAY = 1, "Tuesday"
+        WEDNESDAY = 2, "Wednesday"
+        THURSDAY = 3, "Thursday"
+        FRIDAY = 4, "Friday"
+        SATURDAY = 5, "Saturday"
+        SUNDAY = 6, "Sunday"
+
+    calendar = models.ForeignKey(BusinessCalendar, models.CASCADE, related_name="opening_hours")
+    weekday = models.PositiveSmallIntegerField(choices=Weekday.choices)
+    opens = models.TimeField()
+    closes = models.TimeField()
+
+    class Meta:
+        ordering = ["calendar", "weekday", "opens"]
+        verbose_name_plural = "opening hours"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(closes__gt=models.F("opens")), name="opening_hours_closes_after_opens"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_weekday_display()} {self.opens:%H:%M}–{self.closes:%H:%M}"
+
+
+class DayOff(models.Model):
+    """A day the site is closed besides public holidays (a training day, a local holiday)."""
+
+    calendar = models.ForeignKey(BusinessCalendar, models.CASCADE, related_name="days_off")
+    date = models.DateField()
+    name = models.CharField(max_length=100)
+
+    class Meta:
+        ordering = ["calendar", "date"]
+        verbose_name_plural = "days off"
+        constraints = [
+            models.UniqueConstraint(fields=["calendar", "date"], name="one_day_off_per_date")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.date:%Y-%m-%d} {self.name}"
+
+
+class SlaClock(models.TextChoices):
+    CALENDAR = "calendar", "Calendar hours (around the clock)"
+    BUSINESS = "business", "Business hours (the queue's calendar)"
+
+
+class NextItemStrategy(models.TextChoices):
+    MOST_URGENT = "most_urgent", "Most urgent first (priority, then due time)"
+    OLDEST = "oldest", "Oldest first (opened longest ago)"
+    ROUND_ROBIN = "round_robin", "Round robin between templates"
+    RETURNED_FIRST = "returned_first", "Items returned to me first, then most urgent"
+
+
 class Queue(models.Model):
     """A work queue; reviewers see the queues of the teams (groups) they belong to."""
 
@@ -30,6 +129,41 @@ class Queue(models.Model):
     )
     is_default = models.BooleanField(
         default=False, help_text="Items that no route names come here."
+    )
+    sla_clock = models.CharField(
+        "SLA clock",
+        max_length=10,
+        choices=SlaClock.choices,
+        default=SlaClock.CALENDAR,
+        help_text="Business hours count only the open hours of the queue's calendar.",
+    )
+    calendar = models.ForeignKey(
+        BusinessCalendar,
+        models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="queues",
+        help_text="Required when the SLA runs in business hours.",
+    )
+    sla_paused_while_postponed = models.BooleanField(
+        "SLA clock stops while postponed",
+        default=False,
+        help_text="A postponed item's due time moves on by the time it was postponed.",
+    )
+    warn_before = models.DurationField(
+        default=timedelta(minutes=30),
+        help_text="Escalate an item this long before it is due (on the SLA clock): its priority "
+        "rises and the queue's supervisors are told. It escalates again when it is overdue.",
+    )
+    next_item_strategy = models.CharField(
+        max_length=20,
+        choices=NextItemStrategy.choices,
+        default=NextItemStrategy.MOST_URGENT,
+        help_text="Which item “Get next” hands out.",
+    )
+    # Round robin's turn: the template whose item "get next" handed out last.
+    last_served_template = models.ForeignKey(
+        FlowTemplate, models.SET_NULL, null=True, blank=True, related_name="+", editable=False
     )
 
     class Meta:
@@ -58,6 +192,12 @@ class Route(models.Model):
         blank=True,
         help_text="Optional path into the Run's input whose number is the priority, "
         "e.g. $input.urgency; the fixed priority applies when it is missing.",
+    )
+    sla = models.DurationField(
+        "SLA",
+        null=True,
+        blank=True,
+        help_text="Due this long after opening, on the queue's SLA clock; blank uses the queue's.",
     )
     # Separation of duties: read when someone takes or answers an item (selectors.barred), not
     # copied onto items, so switching it on covers the items already waiting too.
@@ -199,6 +339,14 @@ class ReviewItem(models.Model):
     # Postponed (services.item_postpone): open, but not workable before then. Read as a
     # condition (``selectors.postponed``), so the item comes back by itself when the time passes.
     postponed_until = models.DateTimeField(null=True, blank=True)
+    # Returned for rework (services.item_return) to whoever answered the Run's earlier pause:
+    # the queues' "returned to me first" strategy hands it to them first.
+    returned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    # Each escalation happens once (reviewqueue.escalation): near its due time, and overdue.
+    escalated_near_due_at = models.DateTimeField(null=True, blank=True)
+    escalated_overdue_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-priority", "due_at", "pk"]
@@ -393,16 +541,6 @@ class Note(models.Model):
         return f"note {self.pk}"
 
 
-def validate_time_zone(value: str) -> None:
-    """An IANA zone name this server knows (`America/New_York`), or blank for the site's."""
-    if value and value not in available_time_zones():
-        raise ValidationError(f"{value!r} is not a time zone this server knows.")
-
-
-def available_time_zones() -> set[str]:
-    return zoneinfo.available_timezones()
-
-
 class StaffPreferences(models.Model):
     """What one person chose for their own pages: the time zone every time is shown in
     (``config.middleware.time_zone`` activates it; blank means the site's ``TIME_ZONE``)."""
@@ -415,6 +553,13 @@ class StaffPreferences(models.Model):
         blank=True,
         validators=[validate_time_zone],
         help_text="An IANA name such as America/New_York; blank shows the site's time zone.",
+    )
+    # The notification kinds this person also wants by e-mail (a link only, never PHI).
+    email_notifications = models.JSONField(default=list, blank=True)
+    # A supervisor paused this person's "get next" (out sick); their claims went back.
+    get_next_paused_at = models.DateTimeField(null=True, blank=True)
+    get_next_paused_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
     )
 
     class Meta:
@@ -450,8 +595,9 @@ class ReasonKind(models.TextChoices):
 
 
 class ReasonCode(models.Model):
-    """A reason a reviewer may give for declining or postponing an item of one queue (configured
-    in the admin, on the queue). Retired by ``active``, never deleted once used (PROTECT)."""
+    """A reason a reviewer may give for declining, postponing or returning an item of one queue
+    (configured in the admin, on the queue). Retired by ``active``, never deleted once used
+    (PROTECT)."""
 
     queue = models.ForeignKey(Queue, models.CASCADE, related_name="reason_codes")
     kind = models.CharField(max_length=10, choices=ReasonKind.choices)
@@ -498,3 +644,58 @@ class ItemReason(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} of {self.item_id} by {self.by_id}"
+
+
+class NotificationKind(models.TextChoices):
+    ASSIGNED = "assigned", "Assigned to you"
+    RETURNED = "returned", "Returned to you"
+    NEAR_DUE = "near_due", "Due soon"
+    OVERDUE = "overdue", "Overdue"
+    NEEDS_ATTENTION = "needs_attention", "Needs attention"
+
+
+class Notification(models.Model):
+    """Something one person should know about an item, shown in the app (unread count in the
+    header) and e-mailed when they opted in. ``text`` never holds patient data: it names the
+    item by its Run's short id and its step, as the queue does."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=20, choices=NotificationKind.choices)
+    item = models.ForeignKey(
+        ReviewItem, models.CASCADE, null=True, blank=True, related_name="notifications"
+    )
+    text = models.CharField(max_length=300)
+    created_at = models.DateTimeField(default=timezone.now)
+    read_at = models.DateTimeField(null=True, blank=True)
+    emailed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [
+            # The header's unread count, on every page.
+            models.Index(
+                fields=["user", "created_at"],
+                condition=Q(read_at__isnull=True),
+                name="notification_unread_idx",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} for {self.user_id}"
+
+
+class SavedView(models.Model):
+    """A supervisor's named dashboard filters (team, queue, template, period): a query string,
+    which never holds patient data (the dashboard's filters are ids and periods)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="+")
+    name = models.CharField(max_length=100)
+    query = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["user", "name"], name="one_view_name")]
+
+    def __str__(self) -> str:
+        return self.name
