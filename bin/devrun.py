@@ -61,6 +61,8 @@ def main() -> int:
     env.setdefault("FLOWS_ENGINE_WEBHOOK_RETRY_SCALE", "0.01")
     env.setdefault("FLOWS_ENGINE_PRODUCT_LATENCY_MS", "300")
     env.setdefault("FLOWS_API_URL", f"http://127.0.0.1:{PORT}/flows-api")
+    # Links in notification e-mails (printed on this console: no EMAIL_HOST here).
+    env.setdefault("FLOWDESK_BASE_URL", f"http://127.0.0.1:{PORT}")
     children = {
         name: subprocess.Popen(cmd, env=env, start_new_session=True)
         for name, cmd in COMMANDS.items()

@@ -224,6 +224,21 @@ MAILERS = {
 }
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL") or "Flowdesk <flowdesk@localhost>"
 PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT", 60 * 60)
+# Where this site is, for links that leave it (notification e-mails are sent by Celery, with no
+# request to build a URL from). In production it defaults to https:// and the first of
+# ALLOWED_HOSTS, when that names one host; `make run` sets it to its own address.
+_first_host = ALLOWED_HOSTS[0].lstrip(".") if ALLOWED_HOSTS else ""
+FLOWDESK_BASE_URL = (
+    env_str("FLOWDESK_BASE_URL")
+    or (f"https://{_first_host}" if PRODUCTION and "*" not in _first_host else "")
+    or ("" if PRODUCTION else "http://127.0.0.1:8000")
+).rstrip("/")
+_base_url = urlsplit(FLOWDESK_BASE_URL)
+if _base_url.scheme not in ("http", "https") or not _base_url.netloc:
+    raise ImproperlyConfigured(
+        f"FLOWDESK_BASE_URL must be this site's address, such as https://flowdesk.example.org, "
+        f"not {FLOWDESK_BASE_URL!r}"
+    )
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
 
@@ -437,6 +452,13 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "flows-inbox-sweep": {"task": "flows_integration.tasks.sweep_inbox", "schedule": 30.0},
     "review-expire-leases": {"task": "reviewqueue.tasks.expire_leases", "schedule": 60.0},
     "review-outbox-sweep": {"task": "reviewqueue.tasks.sweep_outbox", "schedule": 30.0},
+    # Items near their due time, then overdue: priority up, supervisors told (once each).
+    "review-escalate": {"task": "reviewqueue.tasks.escalate_items", "schedule": 60.0},
+    # Notification e-mails whose on-commit task never reached the broker.
+    "review-notification-emails": {
+        "task": "reviewqueue.tasks.sweep_notification_emails",
+        "schedule": 5 * 60.0,
+    },
     "sessions-clear-expired": {
         "task": "reviewqueue.tasks.clear_expired_sessions",
         "schedule": 60 * 60.0,

@@ -9,8 +9,9 @@ from typing import Any
 
 from django.contrib import admin
 from django.contrib.admin.utils import unquote
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
+from django.forms.models import BaseInlineFormSet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
@@ -20,7 +21,17 @@ from audit.admin import PatientDataAdmin
 from flows_integration.admin import ReadOnlyAdmin, TemplateVersionAdmin
 from flows_integration.models import TemplateVersion
 from reviewqueue.forms import PreferencesForm
-from reviewqueue.models import Queue, ReasonCode, ReviewItem, Route, StaffPreferences
+from reviewqueue.models import (
+    BusinessCalendar,
+    DayOff,
+    OpeningHours,
+    Queue,
+    ReasonCode,
+    ReviewItem,
+    Route,
+    SlaClock,
+    StaffPreferences,
+)
 from reviewqueue.schema_forms import START, FormSpec
 from reviewqueue.views import form_for_request
 
@@ -101,7 +112,14 @@ class TemplateVersionPreviewAdmin(TemplateVersionAdmin):
 
 class RouteInline(admin.TabularInline):
     model = Route
-    fields = ("template", "state_id", "priority", "priority_path", "not_by_earlier_answerers")
+    fields = (
+        "template",
+        "state_id",
+        "priority",
+        "priority_path",
+        "sla",
+        "not_by_earlier_answerers",
+    )
     extra = 1
 
 
@@ -112,15 +130,35 @@ class ReasonCodeInline(admin.TabularInline):
     model = ReasonCode
     fields = ("kind", "code", "title", "active", "order")
     extra = 1
-    verbose_name = "reason for declining or postponing"
-    verbose_name_plural = "reasons for declining or postponing"
+    verbose_name = "reason for declining, postponing or returning"
+    verbose_name_plural = "reasons for declining, postponing or returning"
 
 
 @admin.register(Queue)
 class QueueAdmin(admin.ModelAdmin):
-    list_display = ("name", "sla", "is_default", "team_names")
+    list_display = ("name", "sla", "sla_clock", "calendar", "is_default", "team_names")
+    list_select_related = ("calendar",)
     filter_horizontal = ("teams",)
     inlines = [RouteInline, ReasonCodeInline]
+    fieldsets = [
+        (None, {"fields": ("name", "description", "teams", "is_default")}),
+        ("Get next", {"fields": ("next_item_strategy",)}),
+        (
+            "SLA and escalation",
+            {
+                "description": "An item is due its route's SLA (else the queue's) after it "
+                "opens, counted on the SLA clock. It escalates (priority up, supervisors told) "
+                "“warn before” its due time, and again when it is overdue.",
+                "fields": (
+                    "sla",
+                    "sla_clock",
+                    "calendar",
+                    "sla_paused_while_postponed",
+                    "warn_before",
+                ),
+            },
+        ),
+    ]
 
     @admin.display(description="Teams")
     def team_names(self, queue: Queue) -> str:
@@ -138,10 +176,64 @@ class RouteAdmin(admin.ModelAdmin):
         "queue",
         "priority",
         "priority_path",
+        "sla",
         "not_by_earlier_answerers",
     )
     list_filter = ("queue", "not_by_earlier_answerers")
     list_select_related = ("template", "queue")
+
+
+class OpeningHoursFormSet(BaseInlineFormSet):
+    def clean(self) -> None:
+        """Refuse to remove the last opening hours of a calendar that a queue counts business
+        hours on: its items would never fall due (``Queue.clean`` refuses the same)."""
+        super().clean()
+        kept = [
+            form
+            for form in self.forms
+            if form.cleaned_data and not form.cleaned_data.get("DELETE", False)
+        ]
+        calendar = self.instance
+        if kept or calendar.pk is None:
+            return
+        in_use = calendar.queues.filter(sla_clock=SlaClock.BUSINESS).order_by("name")
+        names = ", ".join(queue.name for queue in in_use)
+        if names:
+            raise ValidationError(
+                f"Queues count business hours on this calendar ({names}): it needs opening "
+                "hours. Put those queues on another calendar or on calendar hours first."
+            )
+
+
+class OpeningHoursInline(admin.TabularInline):
+    """One row per open stretch: a weekday with a lunch break has two, a closed day none."""
+
+    model = OpeningHours
+    formset = OpeningHoursFormSet
+    fields = ("weekday", "opens", "closes")
+    extra = 1
+
+
+class DayOffInline(admin.TabularInline):
+    """Days the site is closed besides the country's public holidays."""
+
+    model = DayOff
+    fields = ("date", "name")
+    extra = 1
+
+
+@admin.register(BusinessCalendar)
+class BusinessCalendarAdmin(admin.ModelAdmin):
+    list_display = ("name", "time_zone", "country", "subdivision", "queue_names")
+    fields = ("name", "time_zone", "country", "subdivision")
+    inlines = [OpeningHoursInline, DayOffInline]
+
+    @admin.display(description="Queues")
+    def queue_names(self, calendar: BusinessCalendar) -> str:
+        return ", ".join(queue.name for queue in calendar.queues.all())
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[BusinessCalendar]:
+        return super().get_queryset(request).prefetch_related("queues")
 
 
 @admin.register(ReviewItem)

@@ -2,7 +2,7 @@ from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject
 
 from flows_integration.models import ApiHealth
-from reviewqueue import roles
+from reviewqueue import notifications, roles
 
 
 def flows_health(request: HttpRequest) -> dict[str, object]:
@@ -19,4 +19,6 @@ def flows_health(request: HttpRequest) -> dict[str, object]:
         "flows_health_detail": SimpleLazyObject(lambda: roles.is_supervisor(request.user)),
         # The Triage link in the top bar.
         "can_triage": SimpleLazyObject(lambda: roles.can_triage(request.user)),
+        # The top bar's "Notifications (3)": one query on a partial index, whole pages only.
+        "unread_notifications": SimpleLazyObject(lambda: notifications.unread_count(request.user)),
     }

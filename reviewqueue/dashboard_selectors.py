@@ -9,30 +9,38 @@ need each answer's claim, are computed in Python over the period's delivered ans
 """
 
 import math
+import re
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Q
-from django.db.models.functions import TruncDate
+from django.contrib.auth.models import Group
+from django.db.models import Count, DateTimeField, ExpressionWrapper, F, Q
+from django.db.models.functions import TruncDate, TruncHour
 from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AuditEvent
+from flows_integration.models import FlowRun, FlowTemplate, RunStatus, TemplateVersion
 from reviewqueue import roles, selectors
 from reviewqueue.models import (
     SUPERVISING_STATUSES,
     WORKABLE_STATUSES,
+    ItemReason,
     ItemStatus,
     Queue,
+    ReasonKind,
     ReviewItem,
     Submission,
     SubmissionStatus,
 )
+from reviewqueue.schema_forms.fields import humanize
 
 PERIODS = {
     "today": "Today",
@@ -42,42 +50,184 @@ PERIODS = {
 }
 DEFAULT_PERIOD = "7d"
 CHART_DAYS = 14
+CHART_HOURS = 24
 AGE_LABELS = {"lt1h": "< 1 h", "1to4h": "1–4 h", "4to24h": "4–24 h", "gt1d": "> 1 day"}
 COMPLETED = sorted(selectors.STATUS_FILTERS["completed"][1])
 WORKABLE = Q(status__in=sorted(WORKABLE_STATUSES))
+ANSWER_ERRORS = [SubmissionStatus.REJECTED, SubmissionStatus.FAILED]
+# A FlowTemplate's id in Flows (a slug): what the queue page and the Runs list filter on.
+_TEMPLATE_ID = re.compile(r"[-a-zA-Z0-9_]{1,100}")
 
 
 @dataclass(frozen=True)
 class DashboardFilters:
+    """The page's filters, all ids and periods (never searched text), so the URL can be
+    bookmarked, shared and saved (``SavedView``)."""
+
     queue: int | None = None
     period: str = DEFAULT_PERIOD
+    team: int | None = None  # a Group that some queue names in its teams
+    template: str = ""  # a template's id (slug), as the queue page and the Runs list take it
 
     @classmethod
     def from_query(cls, query: Mapping[str, str]) -> "DashboardFilters":
-        """The page's GET filters; anything unknown falls back to every queue, the last 7 days."""
-        queue = query.get("queue", "")
-        period = query.get("period", "")
+        """The page's GET filters; anything malformed falls back to every queue, team and
+        template, the last 7 days."""
+        queue, team = query.get("queue", ""), query.get("team", "")
+        period, template = query.get("period", ""), query.get("template", "")
         return cls(
             queue=int(queue) if queue.isdecimal() and len(queue) < 10 else None,
             period=period if period in PERIODS else DEFAULT_PERIOD,
+            team=int(team) if team.isdecimal() and len(team) < 10 else None,
+            template=template if _TEMPLATE_ID.fullmatch(template) else "",
         )
 
     @property
     def period_label(self) -> str:
         return PERIODS[self.period]
 
+    @property
+    def query(self) -> str:
+        """The query string of these filters (what a saved view keeps), defaults left out."""
+        pairs: list[tuple[str, Any]] = [
+            ("team", self.team),
+            ("queue", self.queue),
+            ("template", self.template or None),
+            ("period", self.period if self.period != DEFAULT_PERIOD else None),
+        ]
+        return urlencode([(key, value) for key, value in pairs if value is not None])
+
+    @property
+    def scope(self) -> dict[str, Any]:
+        """The filters the lists take too, for each number's link."""
+        found: dict[str, Any] = {}
+        if self.team is not None:
+            found["team"] = self.team
+        if self.queue is not None:
+            found["queue"] = self.queue
+        if self.template:
+            found["template"] = self.template
+        return found
+
 
 def list_url(filters: DashboardFilters, **query: Any) -> str:
-    """The queue page showing what a number counts (scoped to the dashboard's queue)."""
-    if filters.queue is not None and "queue" not in query:
-        query["queue"] = filters.queue
-    return f"{reverse('reviewqueue:queue')}?{urlencode(query)}"
+    """The queue page showing what a number counts (scoped to the dashboard's team, queue and
+    template)."""
+    return f"{reverse('reviewqueue:queue')}?{urlencode({**filters.scope, **query})}"
+
+
+def runs_url(filters: DashboardFilters, **query: Any) -> str:
+    """The Runs list showing what a number counts (Runs are scoped by template only)."""
+    if filters.template:
+        query = {"template": filters.template, **query}
+    return f"{reverse('reviewqueue:runs')}?{urlencode(query)}"
 
 
 @dataclass(frozen=True)
 class Number:
     value: int
     url: str
+
+
+@dataclass(frozen=True)
+class Bar:
+    """One bar of a chart: a count at a time, and the list it counts."""
+
+    key: str  # the moment or day, ISO (the SVG's data-at)
+    label: str  # under the bar
+    sub: str  # a second line under it ("" for none)
+    text: str  # in the numbers table and the chart's description ("Thu 14 May")
+    count: int
+    url: str
+    x: float = 0
+    y: float = 0
+    height: float = 0
+    label_x: float = 0  # the middle of the bar, for its texts
+
+    @property
+    def value_y(self) -> float:
+        """Where the bar's count sits: just above it."""
+        return round(self.y - 5, 1)
+
+
+@dataclass(frozen=True)
+class Chart:
+    """Bars in an SVG of ``width`` × ``height`` units; the page scales it to its box."""
+
+    id: str
+    title: str  # what it shows, with its period
+    bars: list[Bar]
+    top: int  # the y axis's highest value
+    width: int = 640
+    height: int = 220
+    small: bool = False  # a queue's small chart: no labels under the bars
+    additive: bool = True  # whether the bars add up to something (not so open items)
+
+    LEFT = 36  # room for the y axis's labels
+    PLOT_TOP = 24  # room for the tallest bar's count
+
+    @property
+    def baseline(self) -> int:
+        """The y of the axis; the bars' labels below it."""
+        return self.height - (8 if self.small else 40)
+
+    @property
+    def total(self) -> int:
+        return sum(bar.count for bar in self.bars)
+
+    @property
+    def bar_width(self) -> float:
+        return round((self.width - self.LEFT) / max(len(self.bars), 1) * 0.7, 1)
+
+    @property
+    def summary(self) -> str:
+        """The numbers, for a screen reader (the chart's <desc>)."""
+        numbers = "; ".join(f"{bar.text}: {bar.count}" for bar in self.bars)
+        return f"{numbers}. {self.total} in all." if self.additive else f"{numbers}."
+
+
+def chart(
+    *,
+    id: str,
+    title: str,
+    bars: list[Bar],
+    width: int = 640,
+    height: int = 220,
+    small: bool = False,
+    additive: bool = True,
+) -> Chart:
+    """``bars`` laid out left to right, heights to a round top."""
+    shape = Chart(id=id, title=title, bars=[], top=1, width=width, height=height, small=small)
+    top = _axis_top(max((bar.count for bar in bars), default=0))
+    slot = (width - Chart.LEFT) / max(len(bars), 1)
+    span = shape.baseline - Chart.PLOT_TOP
+    placed = []
+    for index, bar in enumerate(bars):
+        height_ = round(span * bar.count / top, 1)
+        placed.append(
+            Bar(
+                key=bar.key,
+                label=bar.label,
+                sub=bar.sub,
+                text=bar.text,
+                count=bar.count,
+                url=bar.url,
+                x=round(Chart.LEFT + (index + 0.15) * slot, 1),
+                y=round(shape.baseline - height_, 1),
+                height=height_,
+                label_x=round(Chart.LEFT + (index + 0.5) * slot, 1),
+            )
+        )
+    return Chart(
+        id=id,
+        title=title,
+        bars=placed,
+        top=top,
+        width=width,
+        height=height,
+        small=small,
+        additive=additive,
+    )
 
 
 @dataclass
@@ -92,6 +242,9 @@ class QueueRow:
     done_period: Number
     median: timedelta | None
     p90: timedelta | None
+    depth_hours: Chart | None = None
+    depth_days: Chart | None = None
+    done_hours: Chart | None = None
 
     @property
     def median_text(self) -> str:
@@ -109,6 +262,9 @@ class PersonRow:
     done_today: Number
     done_period: Number
     median: timedelta | None
+    declines: Number
+    returns: Number
+    signed_in_at: datetime | None = None  # when signed in, if signed in now
 
     @property
     def median_text(self) -> str:
@@ -116,65 +272,40 @@ class PersonRow:
 
 
 @dataclass(frozen=True)
-class Bar:
-    day: date
-    count: int
-    url: str
-    x: float
-    y: float
-    height: float
-    label_x: float  # the middle of the bar, for its texts
+class ErrorRow:
+    """Items needing attention and answers Flows did not take, of one template's step."""
 
-    @property
-    def value_y(self) -> float:
-        """Where the bar's count sits: just above it."""
-        return round(self.y - 5, 1)
-
-
-@dataclass(frozen=True)
-class Chart:
-    """Bars in an SVG of ``WIDTH`` × ``HEIGHT`` units (the page scales it)."""
-
-    bars: list[Bar]
-    top: int  # the y axis's highest value
-
-    WIDTH = 640
-    HEIGHT = 220
-    LEFT = 36  # room for the y axis's labels
-    PLOT_TOP = 24  # room for the tallest bar's count
-    BASELINE = 180  # y of the axis; the days' labels below it
-
-    @property
-    def total(self) -> int:
-        return sum(bar.count for bar in self.bars)
-
-    @property
-    def bar_width(self) -> float:
-        return round((self.WIDTH - self.LEFT) / max(len(self.bars), 1) * 0.7, 1)
-
-    @property
-    def summary(self) -> str:
-        """The numbers, for a screen reader (the chart's <desc>)."""
-        days = "; ".join(
-            f"{bar.day:%a} {bar.day.day} {bar.day:%b}: {bar.count}" for bar in self.bars
-        )
-        return f"{days}. {self.total} in all."
+    template: str  # its name
+    step: str  # the callback state's title
+    attention: Number
+    rejected: Number
+    failed: Number
 
 
 @dataclass
 class Dashboard:
     now: datetime
     queues: list[Queue]  # every queue, for the filter
+    teams: list[Group]  # every team a queue names, for the filter
+    templates: list[tuple[str, str]]  # (template id, name), for the filter
     triage: Number
     attention: Number
     queue_rows: list[QueueRow]
     people: list[PersonRow]
     chart: Chart
+    hours_chart: Chart
+    runs: list[tuple[str, Number]] = field(default_factory=list)  # (status title, count)
+    errors: list[ErrorRow] = field(default_factory=list)
     handle_samples: int = 0
+
+    @property
+    def signed_in(self) -> list[PersonRow]:
+        return [person for person in self.people if person.signed_in_at is not None]
 
 
 def dashboard(*, filters: DashboardFilters) -> Dashboard:
-    """Everything the page shows, in a fixed number of queries."""
+    """Everything the page shows, in a fixed number of queries whatever the number of queues,
+    people, items or Runs: every count is grouped in the database."""
     now = timezone.now()
     today = timezone.localdate()
     today_start = selectors.start_of_day(today)
@@ -183,15 +314,41 @@ def dashboard(*, filters: DashboardFilters) -> Dashboard:
     period_start = window[0]
 
     queues = list(Queue.objects.all())
-    shown = [q for q in queues if filters.queue in (None, q.pk)]
+    teams = list(Group.objects.filter(queues__isnull=False).distinct().order_by("name"))
+    templates = list(
+        FlowTemplate.objects.order_by("template_id").values_list("pk", "template_id", "name")
+    )
+    template_pk = next((pk for pk, slug, _ in templates if slug == filters.template), None)
+    in_team = (
+        set(
+            Queue.teams.through.objects.filter(group_id=filters.team).values_list(
+                "queue_id", flat=True
+            )
+        )
+        if filters.team is not None
+        else None
+    )
+    shown = [
+        q for q in queues if filters.queue in (None, q.pk) and (in_team is None or q.pk in in_team)
+    ]
 
     items = ReviewItem.objects.order_by()
-    answers = Submission.objects.filter(
-        status=SubmissionStatus.DELIVERED, item__status__in=COMPLETED
-    ).order_by()
-    if filters.queue is not None:
-        items = items.filter(queue_id=filters.queue)
-        answers = answers.filter(item__queue_id=filters.queue)
+    submissions = Submission.objects.order_by()
+    reasons = ItemReason.objects.order_by()
+    runs = FlowRun.objects.order_by()
+    if filters.queue is not None or in_team is not None:
+        ids = [q.pk for q in shown]
+        items = items.filter(queue_id__in=ids)
+        submissions = submissions.filter(item__queue_id__in=ids)
+        reasons = reasons.filter(item__queue_id__in=ids)
+    if filters.template:
+        # An unknown template id matches nothing, as it does on the lists (not "no template").
+        known = Q(pk__in=[]) if template_pk is None else Q()
+        items = items.filter(known, version__template_id=template_pk)
+        submissions = submissions.filter(known, item__version__template_id=template_pk)
+        reasons = reasons.filter(known, item__version__template_id=template_pk)
+        runs = runs.filter(known, template_id=template_pk)
+    answers = submissions.filter(status=SubmissionStatus.DELIVERED, item__status__in=COMPLETED)
 
     open_counts = _open_counts(items, now)
     in_period = answers.filter(finished_at__gte=period_start)
@@ -202,20 +359,52 @@ def dashboard(*, filters: DashboardFilters) -> Dashboard:
         )
     }
     handled = _handle_times(in_period)
+    hours = _hour_points(now)
+    days = _day_points(now, today)
+    depth = _depth(items, now, [*hours, *days])
+    done_hourly = _done_per_hour(answers, hours[0])
 
-    queue_rows = [
-        _queue_row(filters, queue, open_counts.get(queue.pk, {}), done.get(queue.pk, {}), handled)
-        for queue in shown
-    ]
+    queue_rows = []
+    for queue in shown:
+        row = _queue_row(
+            filters, queue, open_counts.get(queue.pk, {}), done.get(queue.pk, {}), handled
+        )
+        row.depth_hours = _depth_chart(
+            filters, queue, depth.get(queue.pk, {}), hours, now, daily=False
+        )
+        row.depth_days = _depth_chart(
+            filters, queue, depth.get(queue.pk, {}), days, now, daily=True
+        )
+        row.done_hours = _hours_chart(
+            filters, done_hourly.get(queue.pk, {}), hours, queue=queue, small=True
+        )
+        queue_rows.append(row)
     attention = sum(row.attention.value for row in queue_rows)
+    all_hours: dict[datetime, int] = defaultdict(int)
+    for queue in shown:
+        for hour, count in done_hourly.get(queue.pk, {}).items():
+            all_hours[hour] += count
     return Dashboard(
         now=now,
         queues=queues,
+        teams=teams,
+        templates=[(slug, name or slug) for _, slug, name in templates],
         triage=Number(selectors.runs_in_triage().count(), reverse("reviewqueue:triage")),
         attention=Number(attention, list_url(filters, status="needs_attention")),
         queue_rows=queue_rows,
-        people=_people(filters, items, in_period, today_start, handled),
+        people=_people(
+            filters,
+            items=items,
+            in_period=in_period,
+            reasons=reasons.filter(at__gte=period_start),
+            today_start=today_start,
+            handled=handled,
+            members_of=[q.pk for q in shown] if filters.scope else None,
+        ),
         chart=_chart(filters, answers, today),
+        hours_chart=_hours_chart(filters, all_hours, hours),
+        runs=_runs_by_status(filters, runs),
+        errors=_errors(filters, items, submissions.filter(finished_at__gte=period_start)),
         handle_samples=len(handled),
     )
 
@@ -267,12 +456,17 @@ def _queue_row(
 
 def _people(
     filters: DashboardFilters,
+    *,
     items: Any,
     in_period: Any,
+    reasons: Any,
     today_start: datetime,
     handled: list["Handled"],
+    members_of: list[int] | None,
 ) -> list[PersonRow]:
-    """Everyone holding a claim now or with an answer delivered in the period."""
+    """Everyone holding a claim now, with an answer delivered, an item declined or returned in
+    the period, or signed in now (with a team, queue or template chosen: signed in and in a
+    team of the queues shown)."""
     claims = dict(
         items.filter(status=ItemStatus.CLAIMED)
         .values("claimed_by_id")
@@ -285,13 +479,37 @@ def _people(
             today=Count("pk", filter=Q(finished_at__gte=today_start)), period=Count("pk")
         )
     }
+    # Items, not reason rows: an item declined twice by one person is one item on the list the
+    # number opens (and twice is rare: "get next" never hands a declined item back).
+    gave = {
+        row["by_id"]: row
+        for row in reasons.filter(kind__in=[ReasonKind.DECLINE, ReasonKind.RETURN])
+        .values("by_id")
+        .annotate(
+            declines=Count("item", distinct=True, filter=Q(kind=ReasonKind.DECLINE)),
+            returns=Count("item", distinct=True, filter=Q(kind=ReasonKind.RETURN)),
+        )
+    }
+    signed_in = signed_in_now()
     times: dict[int, list[timedelta]] = defaultdict(list)
     for h in handled:
         times[h.user_id].append(h.duration)
-    users = get_user_model().objects.filter(pk__in=set(claims) | set(done))
+    working = set(claims) | set(done) | set(gave)
+    users = get_user_model().objects.filter(pk__in=working | set(signed_in))
+    if members_of is not None:
+        users = users.filter(Q(pk__in=working) | Q(groups__queues__in=members_of)).distinct()
     rows = []
     for user in users:
-        mine = done.get(user.pk, {})
+        mine, reasoned = done.get(user.pk, {}), gave.get(user.pk, {})
+
+        def reason(kind: str, key: str, user: Any = user, reasoned: Any = reasoned) -> Number:
+            return Number(
+                reasoned.get(key, 0),
+                list_url(
+                    filters, status="any", reason=kind, reason_by=user.pk, done=filters.period
+                ),
+            )
+
         rows.append(
             PersonRow(
                 name=roles.display_name(user),
@@ -308,9 +526,63 @@ def _people(
                     list_url(filters, status="completed", done=filters.period, done_by=user.pk),
                 ),
                 median=percentile(times[user.pk], 0.5),
+                declines=reason(ReasonKind.DECLINE, "declines"),
+                returns=reason(ReasonKind.RETURN, "returns"),
+                signed_in_at=signed_in.get(user.pk),
             )
         )
     return sorted(rows, key=lambda row: row.name.lower())
+
+
+DB_SESSIONS = ("django.contrib.sessions.backends.db", "django.contrib.sessions.backends.cached_db")
+
+
+def signed_in_now() -> dict[int, datetime]:
+    """Who is signed in now, and since when: people with a session that has not ended by the
+    limits ``config.middleware.session_limits`` enforces (idle, longest, replaced by a later
+    sign-in). Signing out deletes the session; an idle one stays in the table until someone
+    reuses it or ``clearsessions`` runs, so the limits are read from each session's data.
+
+    Cheap for hundreds of staff: a session is saved, and its expiry pushed a full
+    ``SESSION_COOKIE_AGE`` on, each time its activity is recorded, so only sessions expiring
+    after ``now + age - idle limit`` can still be active, and the indexed ``expire_date`` finds
+    those; only they are decoded (no user column to join on in Django's table). Empty under a
+    session engine without a table (cache or signed cookies)."""
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.contrib.sessions.models import Session
+
+    from config.middleware import SIGN_IN_KEY
+    from reviewqueue.models import LatestSignIn
+
+    if settings.SESSION_ENGINE not in DB_SESSIONS:
+        return {}
+    now = timezone.now()
+    cutoff = now + timedelta(seconds=settings.SESSION_COOKIE_AGE - settings.SESSION_IDLE_SECONDS)
+    store, clock = SessionStore(), int(time.time())
+    found: dict[int, tuple[int, str]] = {}
+    for data in Session.objects.filter(expire_date__gt=cutoff).values_list(
+        "session_data", flat=True
+    ):
+        session = store.decode(data)
+        user_id, started = session.get("_auth_user_id"), session.get("signed_in_at")
+        active = session.get("active_at", started)
+        if not (str(user_id or "").isdecimal() and isinstance(started, int)):
+            continue
+        if not isinstance(active, int) or clock - active > settings.SESSION_IDLE_SECONDS:
+            continue
+        if clock - started > settings.SESSION_MAX_SECONDS:
+            continue
+        key = int(str(user_id))
+        if key not in found or found[key][0] > started:
+            found[key] = (started, str(session.get(SIGN_IN_KEY, "")))
+    if settings.SESSION_ONE_PER_USER and found:
+        # A session replaced by a later sign-in ends at its next request: not signed in.
+        latest = dict(LatestSignIn.objects.filter(user_id__in=found).values_list("user_id", "key"))
+        found = {pk: seen for pk, seen in found.items() if latest.get(pk) == seen[1]}
+    return {
+        pk: datetime.fromtimestamp(started, tz=timezone.get_current_timezone())
+        for pk, (started, _) in found.items()
+    }
 
 
 @dataclass(frozen=True)
@@ -379,25 +651,256 @@ def _chart(filters: DashboardFilters, answers: Any, today: date) -> Chart:
         .values_list("day", "n")
     )
     days = [first + timedelta(days=offset) for offset in range(CHART_DAYS)]
-    top = _axis_top(max((per_day.get(day, 0) for day in days), default=0))
-    slot = (Chart.WIDTH - Chart.LEFT) / CHART_DAYS
-    span = Chart.BASELINE - Chart.PLOT_TOP
+    bars = [
+        Bar(
+            key=day.isoformat(),
+            label=f"{day:%a}",
+            sub=str(day.day),
+            text=f"{day:%a} {day.day} {day:%b}",
+            count=per_day.get(day, 0),
+            url=list_url(filters, status="completed", done=day.isoformat()),
+        )
+        for day in days
+    ]
+    title = f"Completed items per day, last {CHART_DAYS} days, {_where(filters)}"
+    return chart(id="dash-chart", title=title, bars=bars)
+
+
+def _where(filters: DashboardFilters) -> str:
+    return "the queues chosen" if filters.scope else "all queues"
+
+
+def _hour_points(now: datetime) -> list[datetime]:
+    """The tops of the last ``CHART_HOURS`` local hours, the current one last."""
+    local = timezone.localtime(now)
+    top = local.replace(minute=0, second=0, microsecond=0)
+    return [top - timedelta(hours=back) for back in range(CHART_HOURS - 1, -1, -1)]
+
+
+def _day_points(now: datetime, today: date) -> list[datetime]:
+    """The ends of the last ``CHART_DAYS - 1`` local days, then now (today so far)."""
+    ends = [
+        selectors.start_of_day(today - timedelta(days=back))
+        for back in range(CHART_DAYS - 2, -1, -1)
+    ]
+    return [*ends, now]
+
+
+def _depth(items: Any, now: datetime, points: list[datetime]) -> dict[int, dict[datetime, int]]:
+    """Per queue, the items open at each of ``points``: opened at or before it, and not closed
+    by then (``closed_at`` empty or later). Three grouped queries, whatever the number of
+    points: the items open now, and those opened and closed since the first point, per hour.
+
+    Going back from now, an item opened after a point was not open then, and one closed after
+    it was. The hours are counted as (h, h + 1 h] (the moment shifted by a microsecond before
+    truncating), so an item opened exactly at a point counts as open at it, as the list linked
+    from it does (``opened_at <= t``)."""
+    first = min(points)
+    open_now = dict(
+        items.filter(closed_at__isnull=True, opened_at__lte=now)
+        .values("queue_id")
+        .annotate(n=Count("pk"))
+        .values_list("queue_id", "n")
+    )
+    moved: dict[str, dict[int, dict[datetime, int]]] = {}
+    for name in ("opened_at", "closed_at"):
+        shifted = ExpressionWrapper(
+            F(name) - timedelta(microseconds=1), output_field=DateTimeField()
+        )
+        rows = (
+            items.filter(**{f"{name}__gt": first, f"{name}__lte": now})
+            .annotate(hour=TruncHour(shifted))
+            .values("queue_id", "hour")
+            .annotate(n=Count("pk"))
+            .values_list("queue_id", "hour", "n")
+        )
+        per_queue: dict[int, dict[datetime, int]] = defaultdict(dict)
+        for queue_id, hour, n in rows:
+            per_queue[queue_id][hour] = n
+        moved[name] = per_queue
+    found: dict[int, dict[datetime, int]] = {}
+    for queue_id in set(open_now) | set(moved["opened_at"]) | set(moved["closed_at"]):
+        opened, closed = moved["opened_at"].get(queue_id, {}), moved["closed_at"].get(queue_id, {})
+        found[queue_id] = {
+            at: open_now.get(queue_id, 0)
+            - sum(n for hour, n in opened.items() if hour >= at)
+            + sum(n for hour, n in closed.items() if hour >= at)
+            if at < now
+            else open_now.get(queue_id, 0)
+            for at in points
+        }
+    return found
+
+
+def _depth_chart(
+    filters: DashboardFilters,
+    queue: Queue,
+    depth: Mapping[datetime, int],
+    points: list[datetime],
+    now: datetime,
+    *,
+    daily: bool,
+) -> Chart:
     bars = []
-    for index, day in enumerate(days):
-        count = per_day.get(day, 0)
-        height = round(span * count / top, 1)
+    for at in points:
+        local = timezone.localtime(at)
+        if at == now:
+            text = "now"
+        elif daily:
+            # The end of a day: midnight, which is the next day's start.
+            day = (local - timedelta(days=1)).date()
+            text = f"end of {day:%a} {day.day} {day:%b}"
+        else:
+            text = f"{local:%H:%M}"
         bars.append(
             Bar(
-                day=day,
-                count=count,
-                url=list_url(filters, status="completed", done=day.isoformat()),
-                x=round(Chart.LEFT + (index + 0.15) * slot, 1),
-                y=round(Chart.BASELINE - height, 1),
-                height=height,
-                label_x=round(Chart.LEFT + (index + 0.5) * slot, 1),
+                key=at.isoformat(),
+                label="",
+                sub="",
+                text=text,
+                count=depth.get(at, 0),
+                url=list_url(filters, queue=queue.pk, status="any", open_at=at.isoformat()),
             )
         )
-    return Chart(bars=bars, top=top)
+    span = f"last {CHART_DAYS} days" if daily else f"last {CHART_HOURS} hours"
+    return chart(
+        id=f"depth-{'days' if daily else 'hours'}-{queue.pk}",
+        title=f"Open items in {queue.name}, {span}",
+        bars=bars,
+        width=320,
+        height=110,
+        small=True,
+        additive=False,
+    )
+
+
+def _done_per_hour(answers: Any, first: datetime) -> dict[int, dict[datetime, int]]:
+    """Per queue, answers delivered in each local hour since ``first``: one grouped query."""
+    rows = (
+        answers.filter(finished_at__gte=first)
+        .annotate(hour=TruncHour("finished_at"))
+        .values("item__queue_id", "hour")
+        .annotate(n=Count("pk"))
+        .values_list("item__queue_id", "hour", "n")
+    )
+    found: dict[int, dict[datetime, int]] = defaultdict(dict)
+    for queue_id, hour, n in rows:
+        found[queue_id][hour] = n
+    return found
+
+
+def _hours_chart(
+    filters: DashboardFilters,
+    per_hour: Mapping[datetime, int],
+    hours: list[datetime],
+    *,
+    queue: Queue | None = None,
+    small: bool = False,
+) -> Chart:
+    """Completed items per local hour, the current hour (so far) last."""
+    scope = {"queue": queue.pk} if queue is not None else {}
+    bars = []
+    for hour in hours:
+        local = timezone.localtime(hour)
+        bars.append(
+            Bar(
+                key=hour.isoformat(),
+                label=f"{local:%H}" if local.hour % 3 == 0 else "",
+                sub="",
+                text=f"{local:%H}:00–{(local + timedelta(hours=1)):%H}:00",
+                count=per_hour.get(hour, 0),
+                url=list_url(filters, **scope, status="completed", done=f"{local:%Y-%m-%dT%H}"),
+            )
+        )
+    where = queue.name if queue is not None else _where(filters)
+    title = f"Completed items per hour, last {CHART_HOURS} hours, {where}"
+    if small:
+        return chart(
+            id=f"done-hours-{queue.pk if queue else 'all'}",
+            title=title,
+            bars=bars,
+            width=320,
+            height=110,
+            small=True,
+        )
+    return chart(id="dash-hours-chart", title=title, bars=bars)
+
+
+def _runs_by_status(filters: DashboardFilters, runs: Any) -> list[tuple[str, Number]]:
+    """Mirrored Runs per status, in the lifecycle's order: one grouped query (an index-only
+    scan of ``mirror_run_status_sync_idx`` on PostgreSQL)."""
+    counts = dict(runs.values("status").annotate(n=Count("pk")).values_list("status", "n"))
+    return [
+        (title, Number(counts.get(status, 0), runs_url(filters, status=status)))
+        for status, title in RunStatus.choices
+    ]
+
+
+def _errors(filters: DashboardFilters, items: Any, ended: Any) -> list[ErrorRow]:
+    """Per template and step: items needing attention now, and items with an answer rejected by
+    Flows or failed after retries in the period. Two grouped queries, and one for the steps'
+    titles when there is anything to show."""
+    attention = (
+        items.filter(status=ItemStatus.NEEDS_ATTENTION)
+        .values("version_id", "state_id")
+        .annotate(n=Count("pk"))
+        .values_list("version_id", "state_id", "n")
+    )
+    wrong = (
+        ended.filter(status__in=ANSWER_ERRORS)
+        .values("item__version_id", "item__state_id")
+        .annotate(
+            rejected=Count("item", distinct=True, filter=Q(status=SubmissionStatus.REJECTED)),
+            failed=Count("item", distinct=True, filter=Q(status=SubmissionStatus.FAILED)),
+        )
+        .values_list("item__version_id", "item__state_id", "rejected", "failed")
+    )
+    counts: dict[tuple[int, str], list[int]] = defaultdict(lambda: [0, 0, 0])
+    for version_id, state_id, n in attention:
+        counts[version_id, state_id][0] += n
+    for version_id, state_id, rejected, failed in wrong:
+        counts[version_id, state_id][1] += rejected
+        counts[version_id, state_id][2] += failed
+    if not counts:
+        return []
+    versions = {
+        pk: (slug, name or slug)
+        for pk, slug, name in TemplateVersion.objects.filter(
+            pk__in={version_id for version_id, _ in counts}
+        ).values_list("pk", "template__template_id", "template__name")
+    }
+    steps = selectors.queue_steps(version_ids=set(versions))
+    # Versions of one template and its step are one row: the lists filter by template id.
+    merged: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
+    titles: dict[tuple[str, str], tuple[str, str]] = {}
+    for (version_id, state_id), numbers in counts.items():
+        slug, name = versions[version_id]
+        key = (slug, state_id)
+        merged[key] = [a + b for a, b in zip(merged[key], numbers, strict=True)]
+        titles[key] = (
+            name,
+            steps.titles.get((version_id, state_id)) or humanize(state_id),
+        )
+    rows = []
+    for (slug, state_id), (attention_n, rejected_n, failed_n) in merged.items():
+        scope = {"template": slug, "state": state_id}
+        name, step = titles[slug, state_id]
+
+        def wrongly(status: str, n: int, scope: dict[str, str] = scope) -> Number:
+            return Number(
+                n, list_url(filters, **scope, status="any", answer=status, done=filters.period)
+            )
+
+        rows.append(
+            ErrorRow(
+                template=name,
+                step=step,
+                attention=Number(attention_n, list_url(filters, **scope, status="needs_attention")),
+                rejected=wrongly(SubmissionStatus.REJECTED, rejected_n),
+                failed=wrongly(SubmissionStatus.FAILED, failed_n),
+            )
+        )
+    return sorted(rows, key=lambda row: (row.template.lower(), row.step.lower()))
 
 
 def _axis_top(highest: int) -> int:

@@ -1,6 +1,6 @@
 """The demo content of ``make run``: logins for each role, teams, queues and routes."""
 
-from datetime import timedelta
+from datetime import time, timedelta
 
 from django.apps import apps
 from django.contrib.auth import get_user_model
@@ -8,7 +8,7 @@ from django.contrib.auth.models import Group, Permission
 
 from flows_integration.models import FlowTemplate
 from reviewqueue import roles
-from reviewqueue.models import Queue, Route
+from reviewqueue.models import BusinessCalendar, OpeningHours, Queue, Route, SlaClock
 
 DEMO_PASSWORD = "flowdesk-demo"
 # username, first name, role groups, team groups
@@ -38,7 +38,8 @@ DEMO_QUEUES: list[tuple[str, tuple[str, ...], timedelta, list[DemoRoute]]] = [
         timedelta(hours=8),
         [("coverage-check", "", 10, False)],
     ),
-    ("Billing", ("Billing team",), timedelta(days=1), [("billing-write-off", "", 0, False)]),
+    # One working day, in the billing office's business hours (``DEMO_CALENDAR``).
+    ("Billing", ("Billing team",), timedelta(hours=8), [("billing-write-off", "", 0, False)]),
     # Separation of duties: a sign-off is another team's, and never its own decision's.
     (
         "Sign-off",
@@ -50,6 +51,12 @@ DEMO_QUEUES: list[tuple[str, tuple[str, ...], timedelta, list[DemoRoute]]] = [
         ],
     ),
 ]
+
+
+# The billing office works Monday to Friday, 9 to 5 in New York, closed on US public holidays;
+# the Billing queue's SLA runs in these hours.
+DEMO_CALENDAR = "Billing office"
+DEMO_CALENDAR_QUEUE = "Billing"
 
 
 def demo_users_ensure() -> list[str]:
@@ -110,4 +117,24 @@ def demo_queues_ensure() -> list[Queue]:
                 },
             )
         made.append(queue)
+    demo_calendar_ensure()
     return made
+
+
+def demo_calendar_ensure() -> BusinessCalendar:
+    """The billing office's calendar (idempotent). The Billing queue is put on it when the
+    calendar is made, and left as an admin has set it since."""
+    calendar, created = BusinessCalendar.objects.get_or_create(
+        name=DEMO_CALENDAR, defaults={"time_zone": "America/New_York", "country": "US"}
+    )
+    if not created:
+        return calendar
+    OpeningHours.objects.bulk_create(
+        OpeningHours(calendar=calendar, weekday=weekday, opens=time(9), closes=time(17))
+        for weekday in range(OpeningHours.Weekday.MONDAY, OpeningHours.Weekday.SATURDAY)
+    )
+    sla = next(sla for name, _, sla, _ in DEMO_QUEUES if name == DEMO_CALENDAR_QUEUE)
+    Queue.objects.filter(name=DEMO_CALENDAR_QUEUE).update(
+        sla_clock=SlaClock.BUSINESS, calendar=calendar, sla=sla
+    )
+    return calendar

@@ -6,7 +6,7 @@ from django import forms
 from django.contrib.auth import get_user_model
 
 from reviewqueue import services
-from reviewqueue.models import StaffPreferences, available_time_zones
+from reviewqueue.models import NotificationKind, StaffPreferences, available_time_zones
 
 
 def time_zone_choices() -> list[tuple[str, str]]:
@@ -31,6 +31,27 @@ class PreferencesForm(forms.ModelForm):
         )
         field.label = "Time zone"
         field.help_text = ""
+
+
+class OwnPreferencesForm(PreferencesForm):
+    """...and, on the person's own page, which notifications also come by e-mail (a link, never
+    patient data). Kinds not in ``NotificationKind`` are refused."""
+
+    email_notifications = forms.MultipleChoiceField(
+        choices=NotificationKind.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Also e-mail me when…",
+        error_messages={"invalid_choice": "Choose from the kinds in the list."},
+    )
+
+    class Meta(PreferencesForm.Meta):
+        fields = ["time_zone", "email_notifications"]
+
+    def clean_email_notifications(self) -> list[str]:
+        # Stored in the order of the list, each once, whatever order the browser sent.
+        chosen = set(self.cleaned_data["email_notifications"])
+        return [kind for kind in NotificationKind.values if kind in chosen]
 
 
 class DeclineForm(forms.Form):

@@ -55,6 +55,15 @@ class BusinessCalendar(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def clean(self) -> None:
+        """Refuse a country or subdivision the ``holidays`` package does not know: it would
+        fail when the first due time is counted, not here."""
+        from reviewqueue.business_hours import holidays_check
+
+        errors = holidays_check(self.country, self.subdivision)
+        if errors:
+            raise ValidationError(errors)
+
 
 class OpeningHours(models.Model):
     """One open stretch of a weekday; a day may have several (a lunch break), or none (closed)."""
@@ -176,6 +185,27 @@ class Queue(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        """Refuse a business-hours clock that cannot count time: without a calendar, or with
+        one that has no opening hours, no item would ever fall due."""
+        if self.sla_clock != SlaClock.BUSINESS:
+            return
+        if self.calendar is None:
+            raise ValidationError(
+                {
+                    "calendar": "An SLA in business hours needs a business calendar: choose one, "
+                    "or count the SLA in calendar hours."
+                }
+            )
+        if not self.calendar.opening_hours.exists():
+            raise ValidationError(
+                {
+                    "calendar": f"“{self.calendar}” has no opening hours, so business hours "
+                    "cannot be counted on it: add its opening hours (Business calendars), or "
+                    "choose another calendar."
+                }
+            )
 
 
 class Route(models.Model):

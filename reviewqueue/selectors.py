@@ -6,6 +6,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
@@ -115,6 +116,19 @@ def earlier_answerers(item: ReviewItem) -> set[int]:
     )
 
 
+def earlier_answerer(item: ReviewItem) -> Any | None:
+    """Who answered the latest earlier pause of ``item``'s Run in Flowdesk: the person a return
+    for rework goes to (``services.item_return``); None when nobody did."""
+    answer = (
+        Submission.objects.filter(item__run_id=item.run_id, item__episode__lt=item.episode)
+        .exclude(status__in=NOT_ANSWERS)
+        .select_related("submitted_by")
+        .order_by("-item__episode", "-created_at", "-pk")
+        .first()
+    )
+    return answer.submitted_by if answer is not None else None
+
+
 # --- Declined and postponed ------------------------------------------------------------------
 
 
@@ -202,6 +216,8 @@ STATUS_FILTERS: dict[str, tuple[str, frozenset[str]]] = {
     "closed": ("Closed", frozenset({ItemStatus.RESUMED, ItemStatus.SUPERSEDED})),
     # An item whose answer reached the Run (its submission is delivered).
     "completed": ("Completed", frozenset({ItemStatus.DELIVERED, ItemStatus.RESUMED})),
+    # The dashboard's lists of what was open at a time, answered wrongly or declined.
+    "any": ("Any status", frozenset(ItemStatus.values)),
 }
 SORTS: dict[str, tuple[str, tuple[Any, ...]]] = {
     "urgent": ("Most urgent", (F("priority").desc(), "due_at", "pk")),
@@ -219,6 +235,15 @@ AGES: dict[str, tuple[timedelta, timedelta | None]] = {
     "gt1d": (timedelta(days=1), None),
 }
 DONE_PERIODS = {"today": 1, "7d": 7, "14d": 14, "30d": 30}
+# Answers Flows did not take, as the dashboard's errors count them (``answer=``).
+ANSWER_ERRORS: dict[str, str] = {
+    SubmissionStatus.REJECTED: "rejected by Flows",
+    SubmissionStatus.FAILED: "failed after retries",
+}
+REASON_TITLES: dict[str, str] = {
+    ReasonKind.DECLINE: "declined",
+    ReasonKind.RETURN: "returned for rework",
+}
 DUE_SOON = timedelta(hours=1)
 # How the dashboard's selections read above the list they open.
 AGE_TITLES = {
@@ -251,6 +276,11 @@ class QueueFilters:
     due_soon: bool = False
     done: str = ""
     done_by: int | None = None
+    team: int | None = None
+    open_at: datetime | None = None
+    answer: str = ""
+    reason: str = ""
+    reason_by: int | None = None
 
     @classmethod
     def from_query(cls, query: Mapping[str, str], *, supervisor: bool = False) -> "QueueFilters":
@@ -275,12 +305,15 @@ class QueueFilters:
         found.sort = query.get("sort", "") if query.get("sort") in SORTS else "urgent"
         page = query.get("page", "1")
         found.page = max(1, min(int(page), 10_000)) if page.isdecimal() else 1
-        for name in ("claimed_by", "done_by"):
+        for name in ("claimed_by", "done_by", "team", "reason_by"):
             value = query.get(name, "")
             setattr(found, name, int(value) if value.isdecimal() and len(value) < 10 else None)
         found.age = query.get("age", "") if query.get("age") in AGES else ""
         found.due_soon = query.get("due_soon") == "1"
         found.done = query.get("done", "") if done_window(query.get("done", "")) else ""
+        found.open_at = _open_at(query.get("open_at", ""))
+        found.answer = query.get("answer", "") if query.get("answer") in ANSWER_ERRORS else ""
+        found.reason = query.get("reason", "") if query.get("reason") in REASON_TITLES else ""
         return found
 
 
@@ -326,6 +359,8 @@ def items_matching(user: Any, filters: QueueFilters) -> QuerySet[ReviewItem]:
         items = items.filter(postponed())
     if filters.queue is not None:
         items = items.filter(queue_id=filters.queue)
+    if filters.team is not None:
+        items = items.filter(queue_id__in=Queue.objects.filter(teams=filters.team).values("pk"))
     if filters.template:
         items = items.filter(version__template__template_id=filters.template)
     if filters.state:
@@ -342,8 +377,15 @@ def items_matching(user: Any, filters: QueueFilters) -> QuerySet[ReviewItem]:
         items = items.filter(age_condition(filters.age, timezone.now()))
     if filters.due_soon:
         items = items.filter(due_soon_condition(timezone.now()))
+    if filters.open_at is not None:
+        at = filters.open_at
+        items = items.filter(Q(opened_at__lte=at), Q(closed_at__isnull=True) | Q(closed_at__gt=at))
     window = done_window(filters.done)
-    if window is not None or filters.done_by is not None:
+    if filters.reason:
+        items = items.filter(Exists(reasons_given(filters.reason, window, by=filters.reason_by)))
+    elif filters.answer:
+        items = items.filter(Exists(delivered_answers(window, status=filters.answer)))
+    elif window is not None or filters.done_by is not None:
         items = items.filter(Exists(delivered_answers(window, by=filters.done_by)))
     if filters.q:
         items = items.filter(_search(filters.q))
@@ -354,24 +396,42 @@ def dashboard_selection(filters: QueueFilters) -> list[str]:
     """The dashboard's filters that the queue's own form has no field for, in words, so the list
     says what it is showing ("claimed by Bob, opened 1 to 4 hours ago")."""
     people = get_user_model().objects.in_bulk(
-        [pk for pk in (filters.claimed_by, filters.done_by) if pk]
+        [pk for pk in (filters.claimed_by, filters.done_by, filters.reason_by) if pk]
     )
 
     def name(pk: int) -> str:
         return roles.display_name(people[pk]) if pk in people else "nobody known"
 
     words = []
+    if filters.team is not None:
+        team = Group.objects.filter(pk=filters.team).values_list("name", flat=True).first()
+        words.append(f"queues of the team {team or 'nobody knows'}")
     if filters.claimed_by:
         words.append(f"claimed by {name(filters.claimed_by)}")
-    if filters.done or filters.done_by:
+    when = _when(filters.done)
+    if filters.reason:
+        by = f" by {name(filters.reason_by)}" if filters.reason_by else ""
+        words.append(f"{REASON_TITLES[filters.reason]}{by} {when}".strip())
+    elif filters.answer:
+        words.append(f"an answer {ANSWER_ERRORS[filters.answer]} {when}".strip())
+    elif filters.done or filters.done_by:
         by = f" by {name(filters.done_by)}" if filters.done_by else ""
-        when = DONE_TITLES.get(filters.done, f"on {filters.done}") if filters.done else ""
         words.append(f"answered{by} {when}".strip())
+    if filters.open_at is not None:
+        words.append(f"open at {present.moment(filters.open_at)}")
     if filters.age:
         words.append(AGE_TITLES[filters.age])
     if filters.due_soon:
         words.append("due within the hour")
     return words
+
+
+def _when(done: str) -> str:
+    if not done or done in DONE_TITLES:
+        return DONE_TITLES.get(done, "")
+    if "T" in done:
+        return f"on {done[:10]} between {done[11:]}:00 and {(int(done[11:]) + 1) % 24:02d}:00"
+    return f"on {done}"
 
 
 def age_condition(key: str, now: datetime) -> Q:
@@ -392,11 +452,17 @@ def start_of_day(day: date) -> datetime:
 
 
 def done_window(key: str) -> tuple[datetime, datetime | None] | None:
-    """[from, until) of ``done``: today, the last N local days (today included), or one day
-    given as YYYY-MM-DD; None for anything else."""
+    """[from, until) of ``done``: today, the last N local days (today included), one day
+    given as YYYY-MM-DD, or one local hour as YYYY-MM-DDTHH; None for anything else."""
     today = timezone.localdate()
     if key in DONE_PERIODS:
         return start_of_day(today - timedelta(days=DONE_PERIODS[key] - 1)), None
+    if len(key) == 13 and key[10] == "T" and key[11:].isdecimal() and int(key[11:]) < 24:
+        whole = done_window(key[:10])
+        if whole is None:
+            return None
+        start = timezone.make_aware(datetime.combine(whole[0].date(), time(int(key[11:]))))
+        return start, start + timedelta(hours=1)
     try:
         day = date.fromisoformat(key) if len(key) == 10 else None
     except ValueError:
@@ -407,17 +473,47 @@ def done_window(key: str) -> tuple[datetime, datetime | None] | None:
 
 
 def delivered_answers(
-    window: tuple[datetime, datetime | None] | None, *, by: int | None = None
+    window: tuple[datetime, datetime | None] | None,
+    *,
+    by: int | None = None,
+    status: str = SubmissionStatus.DELIVERED,
 ) -> QuerySet[Submission]:
     """The outer item's delivered answer, delivered within ``window`` and by ``by`` if given
-    (one at most: ``one_live_submission_per_item``)."""
-    answers = Submission.objects.filter(item=OuterRef("pk"), status=SubmissionStatus.DELIVERED)
+    (one at most: ``one_live_submission_per_item``); or, with ``status``, its answers that
+    ended so (rejected, failed) within ``window``."""
+    answers = Submission.objects.filter(item=OuterRef("pk"), status=status)
     if window is not None:
         start, until = window
         answers = answers.filter(finished_at__gte=start)
         if until is not None:
             answers = answers.filter(finished_at__lt=until)
     return answers.filter(submitted_by_id=by) if by is not None else answers
+
+
+def reasons_given(
+    kind: str, window: tuple[datetime, datetime | None] | None, *, by: int | None = None
+) -> QuerySet[ItemReason]:
+    """The outer item's declines or returns (``kind``), within ``window`` and by ``by``."""
+    reasons = ItemReason.objects.filter(item=OuterRef("pk"), kind=kind)
+    if window is not None:
+        start, until = window
+        reasons = reasons.filter(at__gte=start)
+        if until is not None:
+            reasons = reasons.filter(at__lt=until)
+    return reasons.filter(by_id=by) if by is not None else reasons
+
+
+def _open_at(text: str) -> datetime | None:
+    """A moment given as ISO 8601 with its offset (the dashboard's depth points), in the last
+    31 days; None for anything else."""
+    try:
+        at = datetime.fromisoformat(text) if 0 < len(text) <= 40 else None
+    except ValueError:
+        return None
+    if at is None or at.tzinfo is None:
+        return None
+    now = timezone.now()
+    return at if now - timedelta(days=31) <= at <= now else None
 
 
 def _search(text: str) -> Q:

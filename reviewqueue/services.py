@@ -10,9 +10,9 @@ constraints, and ``select_for_update(skip_locked=True)`` for "get next".
 import logging
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cache, partial
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -33,7 +33,13 @@ from flows_integration.models import (
 )
 from flows_integration.services import health_record_failure, health_record_success
 from flows_integration.signals import RunChange
-from reviewqueue import roles
+from reviewqueue import next_item, notifications, roles
+from reviewqueue.business_hours import (
+    due_after_postponing,
+    due_after_resuming_early,
+    item_due_at,
+    sla_clock,
+)
 from reviewqueue.models import (
     ACTIVE_STATUSES,
     ITEM_TRANSITIONS,
@@ -43,11 +49,13 @@ from reviewqueue.models import (
     ItemReason,
     ItemStatus,
     Note,
+    NotificationKind,
     Queue,
     ReasonCode,
     ReasonKind,
     ReviewItem,
     Route,
+    StaffPreferences,
     Submission,
     SubmissionStatus,
 )
@@ -55,8 +63,10 @@ from reviewqueue.schema_forms import FIELDS, PART, READING
 from reviewqueue.selectors import (
     barred,
     declined_by,
+    earlier_answerer,
     items_visible_to,
     not_postponed,
+    queues_visible_to,
     separation_reason,
 )
 
@@ -77,6 +87,10 @@ class RunMovedOn(ReviewError):
 
 class SeparationOfDuties(ReviewError):
     """The item's route wants another person than those who answered the Run's other steps."""
+
+
+class GetNextPaused(ReviewError):
+    """A supervisor paused this person's "get next" (out sick, away)."""
 
 
 class DraftTooLarge(ReviewError):
@@ -162,22 +176,28 @@ def _submission_transition(submission: Submission, status: str) -> None:
 # --- Opening and closing with the Run's pauses -----------------------------------------------
 
 
-def route_for(run: FlowRun, state_id: str) -> tuple[Queue, int]:
-    """The queue and priority for a pause: the state's route, else the template's, else the
-    default queue."""
+class Routing(NamedTuple):
+    queue: Queue
+    priority: int
+    sla: timedelta | None  # the route's own SLA; None: the queue's
+
+
+def route_for(run: FlowRun, state_id: str) -> Routing:
+    """The queue, priority and SLA for a pause: the state's route, else the template's, else
+    the default queue."""
     routes = Route.objects.filter(template_id=run.template_id, state_id__in=[state_id, ""])
-    return _routed(list(routes.select_related("queue")), run, state_id, default_queue)
+    return _routed(list(routes.select_related("queue__calendar")), run, state_id, default_queue)
 
 
 def _routed(
     routes: list[Route], run: FlowRun, state_id: str, default: Callable[[], Queue]
-) -> tuple[Queue, int]:
+) -> Routing:
     """``route_for`` over routes already read (any of the template's)."""
     fitting = [route for route in routes if route.state_id in (state_id, "")]
     route = min(fitting, key=lambda r: r.state_id == "", default=None)
     if route is None:
-        return default(), 0
-    return route.queue, _priority(route, run)
+        return Routing(default(), 0, None)
+    return Routing(route.queue, _priority(route, run), route.sla)
 
 
 def default_queue() -> Queue:
@@ -239,13 +259,14 @@ def item_open(*, run: FlowRun, state_id: str) -> ReviewItem | None:
         item_close(run=run, new_status=RunStatus.PENDING)
         if active.status == ItemStatus.SENDING:
             return None  # its delivery task settles it, then opens this pause
-    queue, priority = route_for(run, state_id)
+    queue, priority, route_sla = route_for(run, state_id)
     try:
         with transaction.atomic():
             item = _new_item(
                 run, version, state_id, (latest.episode if latest is not None else 0) + 1
             )
-            item.queue, item.priority, item.due_at = queue, priority, item.opened_at + queue.sla
+            item.queue, item.priority = queue, priority
+            item.due_at = item_due_at(queue=queue, route_sla=route_sla, opened_at=item.opened_at)
             item.save(force_insert=True)
     except IntegrityError:
         # Two signals for the same pause at the same moment: the other one opened it.
@@ -407,9 +428,10 @@ def _items_open_many(changes: list[RunChange]) -> None:
     routes: dict[int, list[Route]] = {}
     for route in Route.objects.filter(
         template_id__in={version.template_id for version in versions.values()}
-    ).select_related("queue"):
+    ).select_related("queue__calendar"):
         routes.setdefault(route.template_id, []).append(route)
     unrouted = cache(default_queue)  # read once per chunk, if at all
+    clock_of = cache(sla_clock)  # a business calendar read once per queue and chunk
     new: list[ReviewItem] = []
     for change in changes:
         run, state_id = change.run, change.state_id
@@ -423,8 +445,13 @@ def _items_open_many(changes: list[RunChange]) -> None:
             item_open(run=run, state_id=state_id)  # the next pause: the careful way
             continue
         item = _new_item(run, version, state_id, episodes.get(run.pk, 0) + 1)
-        queue, priority = _routed(routes.get(version.template_id, []), run, state_id, unrouted)
-        item.queue, item.priority, item.due_at = queue, priority, item.opened_at + queue.sla
+        queue, priority, route_sla = _routed(
+            routes.get(version.template_id, []), run, state_id, unrouted
+        )
+        item.queue, item.priority = queue, priority
+        item.due_at = item_due_at(
+            queue=queue, route_sla=route_sla, opened_at=item.opened_at, clock=clock_of(queue)
+        )
         new.append(item)
     if not new:
         return
@@ -537,26 +564,32 @@ def item_claim(*, item: ReviewItem, user: Any, ip: str | None = None) -> ReviewI
 
 
 def item_get_next(*, user: Any, ip: str | None = None) -> ReviewItem | None:
-    """Claim the most urgent open item that ``user`` may take, atomically.
+    """Claim the next open item that ``user`` may take, by their queues' strategies
+    (``next_item``), atomically.
 
     ``skip_locked`` lets concurrent callers pass over rows another transaction is claiming, so
     eight people pressing "get next" at once get eight different items without waiting. Items
     that ``user`` answered another step of, where the route wants another person, are passed
-    over too: never handed out only to be refused.
+    over too: never handed out only to be refused. A supervisor may have paused ``user``'s "get
+    next" (``reviewer_pause``): then nothing is handed out, and GetNextPaused says why.
     """
     now = timezone.now()
+    # The person's preferences row exists before the transaction: locked in it, it orders
+    # this claim and a supervisor's pause (which releases every claim) one after the other.
+    StaffPreferences.objects.get_or_create(user=user)
     with transaction.atomic():
-        item = (
+        preferences = StaffPreferences.objects.select_for_update().get(user=user)
+        if preferences.get_next_paused_at is not None:
+            raise GetNextPaused(_paused_message(preferences))
+        candidates = (
             items_visible_to(user)
-            .select_for_update(skip_locked=True)
             .filter(status=ItemStatus.OPEN)
             .filter(~barred(user))
             # Not before its postponement ends, and never back to whoever declined it.
             .filter(not_postponed())
             .filter(~declined_by(user))
-            .order_by("-priority", "due_at", "pk")
-            .first()
         )
+        item = next_item.pick(candidates, user=user, queues=queues_visible_to(user))
         if item is None:
             return None
         _transition(item, ItemStatus.CLAIMED)
@@ -601,14 +634,17 @@ def item_reassign(
     by: Any,
     ip: str | None = None,
     detail: Mapping[str, Any] | None = None,
+    notice: bool = True,
 ) -> ReviewItem:
     """A supervisor hands a workable item to someone (who must be able to see its queue, and
-    whom its route does not keep from it: separation of duties, checked in the UPDATE).
-    ``detail``: more for its audit event (a bulk move says so)."""
+    whom its route does not keep from it: separation of duties, checked in the UPDATE), who is
+    notified unless they took it themselves. ``detail``: more for its audit event (a bulk move
+    says so); ``notice=False``: the caller notifies once for many items (a bulk move)."""
     if not roles.is_supervisor(by):
         raise ReviewError("Only a supervisor can reassign items.")
     if not items_visible_to(to).filter(pk=item.pk).exists():
         raise ReviewError(f"{roles.display_name(to)} does not work in the {item.queue} queue.")
+    _refuse_if_away(to)
     now = timezone.now()
     with transaction.atomic():  # reassigned and audited together
         count = (
@@ -631,6 +667,13 @@ def item_reassign(
         audit_record(
             action="item.reassigned", actor=by, item=item, ip=ip, to=to.pk, **(detail or {})
         )
+        if notice and to.pk != by.pk:
+            notifications.notify(
+                users=[to],
+                kind=NotificationKind.ASSIGNED,
+                item=item,
+                text=f"{roles.display_name(by)} assigned {notifications.item_label(item)} to you.",
+            )
     return item
 
 
@@ -716,12 +759,28 @@ def items_reassign_bulk(
                 elif item.status == ItemStatus.CLAIMED and item.claimed_by_id == to.pk:
                     raise ReviewError(f"already with {roles.display_name(to)}")
                 else:
-                    item_reassign(item=item, to=to, by=by, ip=ip, detail=detail)
+                    item_reassign(item=item, to=to, by=by, ip=ip, detail=detail, notice=False)
             except ReviewError as exc:
                 refused.setdefault(_refusal(exc, item, to), []).append(item)
             else:
                 moved.append(item)
+        if to is not None and moved and to.pk != by.pk:
+            # One notice for the whole move, not one per item.
+            _moved_notify(to=to, by=by, items=moved)
     return Moved(to=to, moved=moved, refused=list(refused.items()))
+
+
+def _moved_notify(*, to: Any, by: Any, items: list[ReviewItem]) -> None:
+    if len(items) == 1:
+        text = f"{roles.display_name(by)} moved {notifications.item_label(items[0])} to you."
+    else:
+        text = f"{roles.display_name(by)} moved {len(items)} items to you."
+    notifications.notify(
+        users=[to],
+        kind=NotificationKind.ASSIGNED,
+        item=items[0] if len(items) == 1 else None,
+        text=text,
+    )
 
 
 def _refusal(exc: ReviewError, item: ReviewItem, to: Any | None) -> str:
@@ -798,7 +857,11 @@ def _reason_checked(*, item: ReviewItem, kind: str, code: str, text: str) -> Rea
     note that fits its column; ReasonInvalid otherwise."""
     codes = {reason.code: reason for reason in item.queue.reason_codes.filter(kind=kind)}
     active = [reason for reason in codes.values() if reason.active]
-    verb = "declining" if kind == ReasonKind.DECLINE else "postponing"
+    verb = {
+        ReasonKind.DECLINE: "declining",
+        ReasonKind.POSTPONE: "postponing",
+        ReasonKind.RETURN: "returning",
+    }[ReasonKind(kind)]
     if len(text) > ItemReason.TEXT_MAX:
         raise ReasonInvalid(
             "text",
@@ -903,6 +966,7 @@ def item_postpone(
         locked, given = _give_back(
             item=item, user=user, kind=ReasonKind.POSTPONE, code=code, text=text, until=until
         )
+        moved = _due_moved(locked, due_after_postponing, until=until)
         audit_record(
             action="item.postponed",
             actor=user,
@@ -910,9 +974,26 @@ def item_postpone(
             ip=ip,
             reason=code,
             until=until.isoformat(),
+            **moved,
         )
     item.refresh_from_db()
     return given
+
+
+def _due_moved(
+    item: ReviewItem, rule: Callable[..., datetime], *, until: datetime
+) -> dict[str, str]:
+    """Where the queue's SLA clock stops while an item is postponed, move the locked ``item``'s
+    due time by ``rule`` (``business_hours.due_after_postponing`` or ``..._resuming_early``);
+    the audit detail that says so ({} when nothing moved)."""
+    if not item.queue.sla_paused_while_postponed:
+        return {}
+    due_at = rule(clock=sla_clock(item.queue), due_at=item.due_at, now=timezone.now(), until=until)
+    if due_at == item.due_at:
+        return {}
+    item.due_at = due_at
+    item.save(update_fields=["due_at"])
+    return {"due": due_at.isoformat()}
 
 
 def item_resume_early(*, item: ReviewItem, user: Any, ip: str | None = None) -> ReviewItem:
@@ -925,14 +1006,156 @@ def item_resume_early(*, item: ReviewItem, user: Any, ip: str | None = None) -> 
         if not roles.is_supervisor(user) and (postponer is None or postponer.by_id != user.pk):
             raise ReviewError("Only a supervisor or whoever postponed it can bring it back.")
         until = locked.postponed_until
+        assert until is not None
         locked.postponed_until = None
         locked.save(update_fields=["postponed_until"])
-        assert until is not None
+        moved = _due_moved(locked, due_after_resuming_early, until=until)
         audit_record(
-            action="item.resumed_early", actor=user, item=locked, ip=ip, until=until.isoformat()
+            action="item.resumed_early",
+            actor=user,
+            item=locked,
+            ip=ip,
+            until=until.isoformat(),
+            **moved,
         )
     item.refresh_from_db()
     return item
+
+
+def item_return(
+    *, item: ReviewItem, user: Any, code: str = "", text: str = "", ip: str | None = None
+) -> ItemReason:
+    """The holder sends the item back for rework to whoever answered the Run's earlier pause
+    (``selectors.earlier_answerer``): it is claimed for them, as a supervisor's assignment is,
+    and marked returned to them, so that a queue whose strategy is "returned to me first" offers
+    it to them first again should the claim lapse. They are told; the audit keeps the code,
+    never the note.
+
+    Refused, with nothing changed, when there is nobody to return it to, when that person may
+    not take this step (separation of duties: a sign-off goes back through the template, see
+    docs/supervisors.md), does not work in its queue or is away."""
+    text = text.strip()
+    with transaction.atomic():
+        locked = (
+            ReviewItem.objects.select_for_update(of=("self",))
+            .select_related("queue", "version")
+            .get(pk=item.pk)
+        )
+        if locked.status != ItemStatus.CLAIMED or locked.claimed_by_id != user.pk:
+            raise NotYourClaim("Only the person holding this item can return it.")
+        to = earlier_answerer(locked)
+        if to is None:
+            raise ReviewError(
+                "Nobody answered an earlier step of this Run in Flowdesk, so there is nobody to "
+                "return it to. Decline it to give it back to the queue."
+            )
+        if to.pk == user.pk:
+            raise ReviewError(
+                "You answered this Run's earlier step yourself. Decline it to give it back to "
+                "the queue."
+            )
+        _refuse_if_away(to)
+        if not items_visible_to(to).filter(pk=locked.pk).exists():
+            raise ReviewError(
+                f"{roles.display_name(to)} does not work in the {locked.queue} queue any more; "
+                "a supervisor can assign it to someone who does."
+            )
+        reason = _reason_checked(item=locked, kind=ReasonKind.RETURN, code=code, text=text)
+        now = timezone.now()
+        returned = (
+            ReviewItem.objects.filter(pk=locked.pk)
+            .filter(~barred(to))
+            .update(
+                claimed_by=to,
+                lease_until=now + lease_length(),
+                status_changed_at=now,
+                returned_to=to,
+            )
+        )
+        if not returned:
+            raise SeparationOfDuties(
+                f"{separation_reason(locked, to, you=False)} So it cannot be returned to them: "
+                "decline it, or answer it so that the Run goes back a step."
+            )
+        given = ItemReason.objects.create(
+            item=locked, kind=ReasonKind.RETURN, code=code, reason=reason, text=text, by=user
+        )
+        audit_record(action="item.returned", actor=user, item=locked, ip=ip, to=to.pk, reason=code)
+        why = f": {reason.title}" if reason is not None else ""
+        notifications.notify(
+            users=[to],
+            kind=NotificationKind.RETURNED,
+            item=locked,
+            text=f"{roles.display_name(user)} returned {notifications.item_label(locked)} to you "
+            f"for rework{why}.",
+        )
+    item.refresh_from_db()
+    return given
+
+
+# --- Away: a reviewer's "get next" paused -------------------------------------------------------
+
+
+def _paused_message(preferences: StaffPreferences) -> str:
+    from reviewqueue.present import moment
+
+    by = preferences.get_next_paused_by
+    who = roles.display_name(by) if by is not None else "A supervisor"
+    return (
+        f"{who} paused your “Get next” on {moment(preferences.get_next_paused_at)}. Ask a "
+        "supervisor to resume it when you are back."
+    )
+
+
+def _refuse_if_away(user: Any) -> None:
+    """Work is not handed to someone whose "get next" is paused: they are away."""
+    if StaffPreferences.objects.filter(user=user, get_next_paused_at__isnull=False).exists():
+        raise ReviewError(f"{roles.display_name(user)} is away: their “Get next” is paused.")
+
+
+def reviewer_pause(*, reviewer: Any, by: Any, ip: str | None = None) -> int:
+    """A supervisor pauses ``reviewer``'s "get next" (out sick): nothing more is handed or
+    assigned to them, and every item they hold goes back to the queue, each release audited.
+    Returns how many went back. Locks the reviewer's preferences row, as "get next" does, so a
+    claim racing the pause is either refused or released with the others."""
+    if not roles.is_supervisor(by):
+        raise ReviewError("Only a supervisor can pause someone's “Get next”.")
+    StaffPreferences.objects.get_or_create(user=reviewer)
+    with transaction.atomic():
+        preferences = StaffPreferences.objects.select_for_update().get(user=reviewer)
+        if preferences.get_next_paused_at is not None:
+            raise ReviewError(f"{roles.display_name(reviewer)}'s “Get next” is already paused.")
+        preferences.get_next_paused_at = timezone.now()
+        preferences.get_next_paused_by = by
+        preferences.save(update_fields=["get_next_paused_at", "get_next_paused_by"])
+        held = ReviewItem.objects.filter(status=ItemStatus.CLAIMED, claimed_by=reviewer)
+        released = 0
+        for item in held.order_by("pk"):
+            item_release(item=item, user=by, ip=ip, detail={"via": "get_next_paused"})
+            released += 1
+        audit.audit_record(
+            action="reviewer.get_next_paused",
+            actor=by,
+            ip=ip,
+            reviewer=reviewer.pk,
+            released=released,
+        )
+    return released
+
+
+def reviewer_resume(*, reviewer: Any, by: Any, ip: str | None = None) -> None:
+    """A supervisor ends the pause: ``reviewer`` gets work again."""
+    if not roles.is_supervisor(by):
+        raise ReviewError("Only a supervisor can resume someone's “Get next”.")
+    with transaction.atomic():
+        paused = StaffPreferences.objects.filter(
+            user=reviewer, get_next_paused_at__isnull=False
+        ).update(get_next_paused_at=None, get_next_paused_by=None)
+        if not paused:
+            raise ReviewError(f"{roles.display_name(reviewer)}'s “Get next” is not paused.")
+        audit.audit_record(
+            action="reviewer.get_next_resumed", actor=by, ip=ip, reviewer=reviewer.pk
+        )
 
 
 # --- Drafts and notes ------------------------------------------------------------------------
@@ -1396,6 +1619,7 @@ def _failed(submission: Submission, *, error: str, status: int | None) -> Delive
         if item.status == ItemStatus.SENDING:
             _transition(item, ItemStatus.NEEDS_ATTENTION)
             item.save()
+            _attention_notify(item, submission)
         audit_record(
             action="submission.failed",
             item=item,
@@ -1404,6 +1628,25 @@ def _failed(submission: Submission, *, error: str, status: int | None) -> Delive
             outcome_unknown=submission.maybe_sent,
         )
     return Delivery("failed", submission)
+
+
+def _attention_notify(item: ReviewItem, submission: Submission) -> None:
+    """An item needs attention: its queue's supervisors decide, and the person who answered
+    learns that their answer is waiting (told first, so that a submitter who supervises gets
+    the notice worded for them, and ``notify`` sends them no second one)."""
+    label = notifications.item_label(item)
+    notifications.notify(
+        users=[submission.submitted_by],
+        kind=NotificationKind.NEEDS_ATTENTION,
+        item=item,
+        text=f"Your answer to {label} could not be delivered; a supervisor will see to it.",
+    )
+    notifications.notify(
+        users=notifications.supervisors_of(item),
+        kind=NotificationKind.NEEDS_ATTENTION,
+        item=item,
+        text=f"{label} needs attention: its answer could not be delivered.",
+    )
 
 
 def submission_retry(

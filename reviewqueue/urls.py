@@ -1,6 +1,14 @@
 from django.urls import path
 
-from reviewqueue import audit_views, dashboard_views, report_views, run_views, views
+from reviewqueue import (
+    audit_views,
+    dashboard_views,
+    notification_views,
+    people_views,
+    report_views,
+    run_views,
+    views,
+)
 
 app_name = "reviewqueue"
 
@@ -9,9 +17,28 @@ urlpatterns = [
     path("next/", views.get_next, name="get_next"),
     path("move/", views.queue_move, name="queue_move"),
     path("preferences/", views.preferences, name="preferences"),
+    path("notifications/", notification_views.notification_list, name="notifications"),
+    path("notifications/count/", notification_views.notification_count, name="notifications_count"),
+    path(
+        "notifications/read/", notification_views.notification_read_all, name="notifications_read"
+    ),
+    path(
+        "notifications/<int:pk>/open/",
+        notification_views.notification_open,
+        name="notification_open",
+    ),
     path("triage/", views.triage, name="triage"),
     path("sign-in-locks/", views.signin_locks, name="signin_locks"),
     path("supervisor/", dashboard_views.dashboard, name="dashboard"),
+    path("supervisor/views/", dashboard_views.saved_view_create, name="saved_view_create"),
+    path(
+        "supervisor/views/<int:pk>/delete/",
+        dashboard_views.saved_view_delete,
+        name="saved_view_delete",
+    ),
+    path("supervisor/people/", people_views.people_list, name="people"),
+    path("supervisor/people/<int:pk>/pause/", people_views.person_pause, name="person_pause"),
+    path("supervisor/people/<int:pk>/resume/", people_views.person_resume, name="person_resume"),
     path(
         "supervisor/reports/completed.csv",
         report_views.completed_export,
@@ -34,6 +61,7 @@ urlpatterns = [
     path("items/<int:pk>/reassign/", views.item_reassign, name="item_reassign"),
     path("items/<int:pk>/decline/", views.item_decline, name="item_decline"),
     path("items/<int:pk>/postpone/", views.item_postpone, name="item_postpone"),
+    path("items/<int:pk>/return/", views.item_return, name="item_return"),
     path("items/<int:pk>/resume/", views.item_resume, name="item_resume"),
     path("items/<int:pk>/resend/", views.item_resend, name="item_resend"),
     path("items/<int:pk>/lease/", views.item_lease, name="item_lease"),

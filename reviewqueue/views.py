@@ -25,7 +25,7 @@ from config.client_ip import client_ip
 from config.middleware import BACKGROUND_HEADER
 from flows_integration.models import TemplateVersion
 from reviewqueue import present, roles, searches, selectors, services
-from reviewqueue.forms import DeclineForm, MoveForm, PostponeForm, PreferencesForm
+from reviewqueue.forms import DeclineForm, MoveForm, OwnPreferencesForm, PostponeForm
 from reviewqueue.models import (
     WORKABLE_STATUSES,
     Draft,
@@ -133,7 +133,12 @@ def _moment(text: str) -> datetime | None:
 @require_POST
 def get_next(request: HttpRequest) -> HttpResponse:
     """Claim the most urgent item I may take and open it."""
-    item = services.item_get_next(user=request.user, ip=_ip(request))
+    try:
+        item = services.item_get_next(user=request.user, ip=_ip(request))
+    except services.GetNextPaused as exc:
+        messages.warning(request, str(exc))
+        target = reverse("reviewqueue:queue")
+        return HttpResponseClientRedirect(target) if _htmx(request) else redirect(target)
     if item is None:
         messages.info(request, "Nothing left to take in your queues.")
         target = reverse("reviewqueue:queue")
@@ -542,14 +547,19 @@ def item_note(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def preferences(request: HttpRequest) -> HttpResponse:
-    """My own settings: the time zone my pages show times in (config.middleware.time_zone)."""
+    """My own settings: the time zone my pages show times in (config.middleware.time_zone),
+    and which notifications also come by e-mail."""
     me: Any = request.user  # signed in: login_required
     mine = StaffPreferences.objects.filter(user=me).first()
-    form = PreferencesForm(request.POST or None, instance=mine)
+    form = OwnPreferencesForm(request.POST or None, instance=mine)
     if request.method == "POST" and form.is_valid():
         # update_or_create settles two first saves at once (two tabs) by the unique user.
         StaffPreferences.objects.update_or_create(
-            user=me, defaults={"time_zone": form.cleaned_data["time_zone"]}
+            user=me,
+            defaults={
+                "time_zone": form.cleaned_data["time_zone"],
+                "email_notifications": form.cleaned_data["email_notifications"],
+            },
         )
         messages.success(request, "Your preferences are saved.")
         target = reverse("reviewqueue:preferences")
@@ -712,6 +722,10 @@ def _reasons_context(
             "postpone_codes": selectors.reason_codes(item, ReasonKind.POSTPONE),
             "decline_form": DeclineForm(),
             "postpone_form": PostponeForm(),
+            # Offered when someone else answered the Run's earlier pause.
+            "return_to": _return_target(item, request.user),
+            "return_codes": selectors.reason_codes(item, ReasonKind.RETURN),
+            "return_form": DeclineForm(),
             "time_zone_name": timezone.get_current_timezone_name(),
             # The browser's date-and-time field speaks local time without a zone: the person's.
             "postpone_min": now.strftime("%Y-%m-%dT%H:%M"),
@@ -720,10 +734,15 @@ def _reasons_context(
     return context
 
 
+def _return_target(item: ReviewItem, user: Any) -> Any | None:
+    answerer = selectors.earlier_answerer(item)
+    return answerer if answerer is not None and answerer.pk != user.pk else None
+
+
 def _give_back_response(
     request: HttpRequest, item: ReviewItem, form: DeclineForm, kind: str
 ) -> HttpResponse:
-    """Decline or postpone from ``form``: to the queue when done (the item is not mine any
+    """Decline, postpone or return from ``form``: to the queue when done (the item is not mine any
     more); the panel with the form open, as typed, the error on its field, when the input is
     refused; the panel with the reason when the item is no longer mine to give back."""
     if form.is_valid():
@@ -738,6 +757,17 @@ def _give_back_response(
                     ip=_ip(request),
                 )
                 done = "Declined: the item is back in the queue for someone else."
+            elif kind == ReasonKind.RETURN:
+                services.item_return(
+                    item=item,
+                    user=request.user,
+                    code=data["code"],
+                    text=data["text"],
+                    ip=_ip(request),
+                )
+                item.refresh_from_db()
+                assert item.returned_to is not None
+                done = f"Returned to {roles.display_name(item.returned_to)} for rework."
             else:
                 services.item_postpone(
                     item=item,
@@ -777,6 +807,14 @@ def item_postpone(request: HttpRequest, pk: int) -> HttpResponse:
     """The holder postpones until a time, with a reason: not workable before then."""
     item = _item_for_user(request, pk)
     return _give_back_response(request, item, PostponeForm(request.POST), ReasonKind.POSTPONE)
+
+
+@login_required
+@require_POST
+def item_return(request: HttpRequest, pk: int) -> HttpResponse:
+    """The holder returns the item for rework to whoever answered the Run's earlier pause."""
+    item = _item_for_user(request, pk)
+    return _give_back_response(request, item, DeclineForm(request.POST), ReasonKind.RETURN)
 
 
 @login_required

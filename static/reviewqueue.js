@@ -56,6 +56,9 @@
     if (paused) paused.hidden = count === 0;
     var shown = document.getElementById("move-ticked");
     if (shown) shown.textContent = count ? "(" + count + " ticked)" : "";
+    // "Move work" stays folded until a row is ticked (on a phone it would fill the screen).
+    var mover = document.getElementById("bulk-move-details");
+    if (mover && count) mover.open = true;
     var page = document.getElementById("tick-page");
     if (page) {
       page.hidden = all.length === 0;

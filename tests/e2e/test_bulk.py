@@ -41,12 +41,17 @@ def test_a_supervisor_moves_three_of_bobs_items_to_alice(
         services.item_claim(item=item, user=colleague)
     signed_in(patient(page), live_server, supervisor)
 
+    page.set_viewport_size({"width": 390, "height": 844})
     page.goto(f"{live_server.url}/?claimed_by={colleague.pk}")
     expect(page.locator("#dashboard-selection")).to_contain_text("claimed by bob")
+    # On a phone "Move work" is folded until a row is ticked: the list comes first.
+    expect(page.get_by_label("Move to")).to_be_hidden()
+    assert page.locator("#bulk-move").bounding_box()["height"] < 120
     chosen = items[:3]
     for item in chosen:
         page.get_by_label(f"Tick Run {item.run_ref[:8]}").check()
     expect(page.locator("#refresh-paused")).to_be_visible()
+    expect(page.get_by_label("Move to")).to_be_visible()  # unfolded by the first tick
     expect(page.locator("#move-ticked")).to_have_text("(3 ticked)")
     page.wait_for_timeout(2_500)  # two refreshes' time: none happens while boxes are ticked
     for item in chosen:

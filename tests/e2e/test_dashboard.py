@@ -59,6 +59,17 @@ def test_a_supervisor_reads_the_dashboard_and_opens_a_queues_overdue_items(
     expect(page.get_by_role("heading", name="Supervisor dashboard")).to_be_visible()
     expect(page.get_by_role("img", name=re.compile("Completed items per day"))).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth") <= width
+    # Every chart fits its box: scaled, never scrolled inside it (on a phone too).
+    expect(
+        page.get_by_role(
+            "img", name=re.compile("Completed items per hour, last 24 hours, all queues")
+        )
+    ).to_be_visible()
+    assert page.evaluate(
+        "[...document.querySelectorAll('figure.chart')]"
+        ".every(box => box.scrollWidth <= box.clientWidth)"
+    )
+    expect(page.locator("#dash-signed-in")).to_contain_text("1 person signed in now")
     assert_accessible(page)
     shot(page, f"dashboard-{width}", readme="dashboard.png" if width == 1280 else None)
 

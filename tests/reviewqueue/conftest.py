@@ -257,3 +257,11 @@ def eligibility(clinical_queue):
     queue = Queue.objects.create(name="Eligibility")
     queue.teams.add(Group.objects.get(name="Clinical team"))
     return queue
+
+
+# The queue admin form's SLA clock and "get next" fields, as its defaults post them.
+QUEUE_CLOCK = {
+    "sla_clock": "calendar",
+    "warn_before": "00:30:00",
+    "next_item_strategy": "most_urgent",
+}

@@ -13,6 +13,7 @@ from flows_integration.models import FlowTemplate
 from reviewqueue import roles
 from reviewqueue.models import Queue, Route
 from tests.documents import SIGN_OFF
+from tests.reviewqueue.conftest import QUEUE_CLOCK
 
 pytestmark = pytest.mark.django_db
 
@@ -88,6 +89,7 @@ def test_the_routes_inline_on_a_queue_refuses_an_unknown_state_too(ada, sign_off
         "sla_0": "0",
         "sla_1": "04:00:00",
         "sla": "04:00:00",
+        **QUEUE_CLOCK,
         "routes-TOTAL_FORMS": "1",
         "routes-INITIAL_FORMS": "0",
         "routes-MIN_NUM_FORMS": "0",

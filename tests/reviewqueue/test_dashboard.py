@@ -14,8 +14,17 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AuditEvent
+from flows_integration.models import FlowRun, RunStatus
 from reviewqueue import dashboard_selectors, services
-from reviewqueue.models import ItemStatus, Queue, ReviewItem
+from reviewqueue.models import (
+    ItemReason,
+    ItemStatus,
+    Queue,
+    ReasonKind,
+    ReviewItem,
+    Submission,
+    SubmissionStatus,
+)
 from tests.reviewqueue.conftest import CLINICAL_ANSWER, clinical_form_data, mirrored
 
 pytestmark = pytest.mark.django_db
@@ -86,8 +95,50 @@ def known(frozen, pending_run, clinical_queue, eligibility, reviewer, colleague)
     young = opened(new(), ago=10 * minute, due_in=2 * hour, queue=eligibility)
     services.item_claim(item=young, user=colleague)
     opened(new(), ago=30 * hour, due_in=-6 * hour, queue=eligibility)
-    # A Run waiting in triage.
+    # A Run waiting in triage, two finished and one failed Run.
     mirrored(status="PENDING", state_id="somewhere")
+    mirrored(status="COMPLETE")
+    mirrored(status="COMPLETE")
+    mirrored(status="ERROR")
+    # Eligibility is also the Billing team's (the team filter's known answer).
+    eligibility.teams.add(Group.objects.create(name="Billing team"))
+    # Alice declined an open item today and bob one two days ago; bob returned one yesterday,
+    # and one twelve days ago (outside the default period).
+    reasons = [
+        (ReasonKind.DECLINE, reviewer, NOW - hour),
+        (ReasonKind.DECLINE, colleague, NOW - 2 * day),
+        (ReasonKind.RETURN, colleague, NOW - day),
+        (ReasonKind.RETURN, colleague, NOW - 12 * day),
+    ]
+    for kind, who, at in reasons:
+        # Their items since answered elsewhere: closed, so the open counts above stay as they are.
+        gone = new()
+        ReviewItem.objects.filter(pk=gone.pk).update(status=ItemStatus.SUPERSEDED, closed_at=NOW)
+        FlowRun.objects.filter(pk=gone.run_id).update(status=RunStatus.COMPLETE)
+        ItemReason.objects.create(item=gone, kind=kind, by=who, at=at)
+    # Answers Flows did not take: one rejected today, the attention item's failed yesterday.
+    Submission.objects.create(
+        item=young,
+        submitted_by=colleague,
+        input={},
+        status=SubmissionStatus.REJECTED,
+        finished_at=NOW - hour,
+    )
+    Submission.objects.create(
+        item=attention,
+        submitted_by=reviewer,
+        input={},
+        status=SubmissionStatus.FAILED,
+        finished_at=NOW - day,
+    )
+    # Closed items, for the depth over time: opened 3 days ago, closed 5 hours ago; opened 30
+    # hours ago, closed 2 hours ago (on the hour, where a point of the chart falls).
+    for ago, closed_ago in ((3 * day, 5 * hour), (30 * hour, 2 * hour)):
+        closed = new()
+        ReviewItem.objects.filter(pk=closed.pk).update(
+            status=ItemStatus.SUPERSEDED, opened_at=NOW - ago, closed_at=NOW - closed_ago
+        )
+        FlowRun.objects.filter(pk=closed.run_id).update(status=RunStatus.COMPLETE)
     return {"clinical": clinical_queue, "eligibility": eligibility}
 
 
@@ -127,8 +178,95 @@ def test_every_number_on_known_data(known, supervisor):
     assert (bob.claims.value, bob.done_today.value, bob.done_period.value) == (2, 1, 1)
     assert (minutes(alice.median), minutes(bob.median)) == (15, 5)
 
-    counts = {bar.day.isoformat(): bar.count for bar in found.chart.bars if bar.count}
+    counts = {bar.key: bar.count for bar in found.chart.bars if bar.count}
     assert counts == {"2026-05-14": 2, "2026-05-13": 1, "2026-05-11": 1, "2026-05-04": 1}
+
+
+def test_the_new_numbers_on_known_data(known, supervisor, reviewer):
+    client = login(supervisor)
+    login(reviewer)  # alice signs in too; bob does not
+    found = board(client)
+
+    # Declines and returns in the last 7 days; the return twelve days ago is not counted.
+    people = {person.name: person for person in found.people}
+    assert (people["alice"].declines.value, people["alice"].returns.value) == (1, 0)
+    assert (people["bob"].declines.value, people["bob"].returns.value) == (1, 1)
+    assert {p.name for p in found.signed_in} == {"alice", "Sam"}
+    assert people["bob"].signed_in_at is None
+    assert people["Sam"].claims.value == 0  # listed for being signed in
+
+    # Runs: 12 paused with items (five answered, still PENDING in the mirror), one in triage;
+    # two finished elsewhere and the six whose items closed.
+    runs = {title: number.value for title, number in found.runs}
+    assert runs == {
+        "Created": 0,
+        "In progress": 0,
+        "Waiting for input": 13,
+        "Complete": 8,
+        "Error": 1,
+    }
+
+    # Errors: the step is named by its title, never its id.
+    [error] = found.errors
+    assert (error.template, error.step) == ("Prior authorization", "Clinical review")
+    assert (error.attention.value, error.rejected.value, error.failed.value) == (1, 1, 1)
+
+    # Completed per hour: yesterday's 23:15 and today's 10:10 and 11:05 answers (delivered a
+    # minute later); not the one three days ago.
+    hours = {bar.key: bar.count for bar in found.hours_chart.bars if bar.count}
+    assert hours == {
+        "2026-05-13T23:00:00+00:00": 1,
+        "2026-05-14T10:00:00+00:00": 1,
+        "2026-05-14T11:00:00+00:00": 1,
+    }
+    assert found.hours_chart.bars[-1].key == "2026-05-14T15:00:00+00:00"
+
+    rows = {row.queue.name: row for row in found.queue_rows}
+    clinical = rows["Clinical review"]
+    depth = {bar.key: bar.count for bar in clinical.depth_hours.bars}
+    # At 13:00 the item closed at 13:00 is still open (closed > t fails), and the one opened at
+    # 13:00 exactly is open (opened <= t).
+    assert depth["2026-05-14T13:00:00+00:00"] == oracle(known["clinical"], NOW - 2 * HOUR)
+    for at, count in depth.items():
+        assert count == oracle(known["clinical"], datetime.fromisoformat(at)), at
+    days = clinical.depth_days.bars
+    assert days[-1].text == "now" and days[-1].count == oracle(known["clinical"], NOW)
+    assert days[-2].key == "2026-05-14T00:00:00+00:00"
+    for bar in days:
+        assert bar.count == oracle(known["clinical"], datetime.fromisoformat(bar.key)), bar.key
+
+
+HOUR = timedelta(hours=1)
+
+
+def oracle(queue, at: datetime) -> int:
+    """Depth by its definition, item by item."""
+    return sum(
+        1
+        for item in ReviewItem.objects.filter(queue=queue)
+        if item.opened_at <= at and (item.closed_at is None or item.closed_at > at)
+    )
+
+
+def test_the_team_and_template_filters(known, supervisor):
+    client = login(supervisor)
+    billing = Group.objects.get(name="Billing team")
+    teams = board(client, team=billing.pk)
+    assert [r.queue.name for r in teams.queue_rows] == ["Eligibility"]
+    assert teams.attention.value == 0
+    assert f"team={billing.pk}" in teams.queue_rows[0].open.url
+    assert {p.name for p in teams.people if p.claims.value} == {"bob"}
+    clinical_team = Group.objects.get(name="Clinical team")
+    assert {t.name for t in teams.teams} == {"Billing team", "Clinical team"}
+    both = board(client, team=clinical_team.pk)
+    assert {r.queue.name for r in both.queue_rows} == {"Clinical review", "Eligibility"}
+
+    none = board(client, template="no-such-template")
+    assert sum(r.open.value for r in none.queue_rows) == 0
+    assert sum(n.value for _, n in none.runs) == 0
+    same = board(client, template="prior-authorization")
+    assert sum(r.open.value for r in same.queue_rows) == 6
+    assert "template=prior-authorization" in same.runs[2][1].url
 
 
 def test_the_period_and_the_queue_filter_change_what_is_counted(known, supervisor):
@@ -139,7 +277,8 @@ def test_the_period_and_the_queue_filter_change_what_is_counted(known, superviso
     # removed it first) has nothing.
     assert done.pop("Unrouted", 0) == 0
     assert done == {"Clinical review": 4, "Eligibility": 1}
-    assert {p.name: p.done_period.value for p in fortnight.people} == {"alice": 3, "bob": 2}
+    done_by = {p.name: p.done_period.value for p in fortnight.people}
+    assert done_by == {"alice": 3, "bob": 2, "Sam": 0}  # Sam is signed in
 
     one = board(client, queue=known["eligibility"].pk, period="today")
     assert [r.queue.name for r in one.queue_rows] == ["Eligibility"]
@@ -170,10 +309,25 @@ def linked_numbers(found) -> list[tuple[str, dashboard_selectors.Number]]:
             (f"{person.name} done today", person.done_today),
             (f"{person.name} done in period", person.done_period),
         ]
+        numbers += [
+            (f"{person.name} declines", person.declines),
+            (f"{person.name} returns", person.returns),
+        ]
+    charts = [found.chart, found.hours_chart]
+    for row in found.queue_rows:
+        charts += [row.depth_hours, row.depth_days, row.done_hours]
     numbers += [
-        (f"chart {bar.day}", dashboard_selectors.Number(bar.count, bar.url))
-        for bar in found.chart.bars
+        (f"{chart.id} {bar.key}", dashboard_selectors.Number(bar.count, bar.url))
+        for chart in charts
+        for bar in chart.bars
     ]
+    numbers += [(f"runs {title}", number) for title, number in found.runs]
+    for error in found.errors:
+        numbers += [
+            (f"{error.step} attention", error.attention),
+            (f"{error.step} rejected", error.rejected),
+            (f"{error.step} failed", error.failed),
+        ]
     return numbers
 
 
@@ -184,14 +338,24 @@ def listed(client: Client, url: str) -> int:
         return len(response.context["entries"])
     page = response.context["page"]
     assert not page.has_next, f"{url}: more than a page; count the test's data again"
-    return len(page.items)
+    return len(page.runs) if "rows" in response.context else len(page.items)
 
 
-@pytest.mark.parametrize("query", [{}, {"period": "14d"}, {"period": "today", "queue": "eq"}])
+@pytest.mark.parametrize(
+    "query",
+    [
+        {},
+        {"period": "14d"},
+        {"period": "today", "queue": "eq"},
+        {"team": "billing", "template": "prior-authorization", "period": "30d"},
+    ],
+)
 def test_every_linked_number_is_the_length_of_its_list(known, supervisor, query):
     client = login(supervisor)
     if query.get("queue") == "eq":
         query = {**query, "queue": known["eligibility"].pk}
+    if query.get("team") == "billing":
+        query = {**query, "team": Group.objects.get(name="Billing team").pk}
     numbers = linked_numbers(board(client, **query))
     assert len(numbers) > 25
     wrong = {
@@ -251,12 +415,18 @@ def test_htmx_gets_the_numbers_polled_in_the_background_and_no_audit_row(known, 
 def test_a_filter_that_means_nothing_falls_back(known, supervisor):
     found = login(supervisor).get(DASHBOARD, {"queue": "x", "period": "forever"})
     assert found.context["filters"] == dashboard_selectors.DashboardFilters(None, "7d")
+    odd = {"team": "1;drop", "template": "<script>", "queue": "99999999999"}
+    assert login(supervisor).get(DASHBOARD, odd).context["filters"] == (
+        dashboard_selectors.DashboardFilters()
+    )
 
 
-# Session, user, the person's time zone, permissions, queues, open counts, delivered counts,
-# answers and their claims for the handle times, claims and answers per person, their names,
-# the chart, triage, the health banner: a fixed number whatever the data.
-QUERY_BOUND = 18
+# Session, user, the person's time zone, permissions, queues, teams, templates, open counts,
+# delivered counts, answers and their claims for the handle times, depth (open now, opened and
+# closed per hour), completed per hour, claims, answers, declines and returns per person,
+# sessions signed in, their names, the chart, Runs by status, errors (two, and the steps'
+# titles), triage, saved views, the health banner: a fixed number whatever the data.
+QUERY_BOUND = 34
 
 
 def test_the_dashboard_costs_a_bounded_number_of_queries(
@@ -325,16 +495,16 @@ def test_the_chart_has_a_bar_per_day_with_its_count_and_says_the_numbers(known, 
     chart.feed(html)
 
     assert len(chart.bars) == 14
-    assert [b["data-day"] for b in chart.bars][-1] == "2026-05-14"
-    counts = {b["data-day"]: int(b["data-count"]) for b in chart.bars if b["data-count"] != "0"}
+    assert [b["data-at"] for b in chart.bars][-1] == "2026-05-14"
+    counts = {b["data-at"]: int(b["data-count"]) for b in chart.bars if b["data-count"] != "0"}
     assert counts == {"2026-05-14": 2, "2026-05-13": 1, "2026-05-11": 1, "2026-05-04": 1}
     # Heights scale with the counts: the axis tops at 2, so a 2 fills the plot and a 1 half.
-    heights = {b["data-day"]: float(b["height"]) for b in chart.bars}
+    heights = {b["data-at"]: float(b["height"]) for b in chart.bars}
     assert heights["2026-05-14"] == 2 * heights["2026-05-13"] > 0
     assert heights["2026-05-12"] == 0
     # Accessible: a role, a title and a description with every number.
     assert chart.svg["role"] == "img"
-    assert chart.svg["aria-labelledby"] == "chart-title chart-desc"
+    assert chart.svg["aria-labelledby"] == "dash-chart-title dash-chart-desc"
     titles = dict(chart.texts)
     assert titles["title"].startswith("Completed items per day, last 14 days")
     assert "Thu 14 May: 2" in titles["desc"] and "5 in all" in titles["desc"]
@@ -376,7 +546,10 @@ def test_local_days_follow_the_viewers_time_zone(known, supervisor):
         # Nothing was delivered after midnight in Tokyo (15:00 UTC).
         assert rows["Clinical review"].done_today.value == 0
         assert listed(client, rows["Clinical review"].done_today.url) == 0
-        assert found.chart.bars[-1].day.isoformat() == "2026-05-15"
+        assert found.chart.bars[-1].key == "2026-05-15"
+        # Hours are the viewer's too: the last is 01:00 in Tokyo, and its list agrees.
+        last = found.hours_chart.bars[-1]
+        assert last.key == "2026-05-15T01:00:00+09:00" and "done=2026-05-15T01" in last.url
 
 
 def test_a_list_opened_from_the_dashboard_says_what_it_shows(client, supervisor, reviewer):

@@ -26,6 +26,7 @@ from reviewqueue.models import (
     ReviewItem,
     StaffPreferences,
 )
+from tests.reviewqueue.conftest import QUEUE_CLOCK
 
 pytestmark = pytest.mark.django_db
 
@@ -425,11 +426,12 @@ def test_the_queue_hides_postponed_items_unless_asked(claimed_item, reviewer, co
 def test_reason_codes_are_configured_on_the_queue_in_the_admin(admin_client, clinical_queue):
     change = reverse("admin:reviewqueue_queue_change", args=[clinical_queue.pk])
     page = admin_client.get(change).text
-    assert "Reasons for declining or postponing" in page
+    assert "Reasons for declining, postponing or returning" in page
     data = {
         "name": clinical_queue.name,
         "description": "",
         "sla": "04:00:00",
+        **QUEUE_CLOCK,
         "teams": [team.pk for team in clinical_queue.teams.all()],
         "routes-TOTAL_FORMS": "0",
         "routes-INITIAL_FORMS": "0",
