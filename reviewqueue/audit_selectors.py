@@ -48,6 +48,8 @@ ACTION_TITLES = {
     "report.exported": "Report exported",
     "intake.client_created": "API client created",
     "intake.client_revoked": "API client revoked",
+    "reviewer.get_next_paused": "Someone's “Get next” paused",
+    "reviewer.get_next_resumed": "Someone's “Get next” resumed",
 }
 
 READS = (
@@ -64,7 +66,7 @@ READS = (
 # "work"), or one kind.
 ACTION_GROUPS = {
     "reads": ("Every read of patient data", READS),
-    "work": ("Work on items", ("item.", "submission.", "note.")),
+    "work": ("Work on items", ("item.", "submission.", "note.", "reviewer.")),
     "signin": ("Sign-in and accounts", ("login", "logout", "signin.", "password.", "two_factor.")),
     "config": ("Configuration and roles", ("config.",)),
     "audit": ("The audit report itself", ("audit.",)),

@@ -706,6 +706,8 @@ AUDIT_TEXT = {
     "item.declined": "Declined (not mine); back in the queue",
     "item.postponed": "Postponed",
     "item.resumed_early": "Brought back before its postponement ended",
+    "item.returned": "Returned for rework",
+    "item.escalated": "Escalated",
 }
 # Filters that mean "what can be worked now": a postponed item is not, until its time.
 NOT_POSTPONED_FILTERS = frozenset({"workable", "supervising", "open"})
@@ -756,10 +758,21 @@ def _audit_text(event: AuditEvent, titles: Mapping[tuple[str, str], str]) -> str
         until = _moment(detail["until"])
         if until is not None:
             text = f"{text} until {present.moment(until)}"
-    if event.action in ("item.declined", "item.postponed") and detail.get("reason"):
-        kind = ReasonKind.DECLINE if event.action == "item.declined" else ReasonKind.POSTPONE
+    if event.action == "item.escalated":
+        stage = "overdue" if detail.get("stage") == "overdue" else "due soon"
+        text = f"{text}: {stage}; priority raised"
+    kind = REASON_ACTIONS.get(event.action)
+    if kind is not None and detail.get("reason"):
         text = f"{text}: {titles.get((kind, detail['reason']), detail['reason'])}"
     return text
+
+
+# Events that carry a reason code, and the kind of reason it is.
+REASON_ACTIONS = {
+    "item.declined": ReasonKind.DECLINE,
+    "item.postponed": ReasonKind.POSTPONE,
+    "item.returned": ReasonKind.RETURN,
+}
 
 
 def _moment(text: Any) -> datetime | None:

@@ -221,6 +221,7 @@ def role_groups(db) -> None:
     for module in (
         "reviewqueue.migrations.0002_roles_default_queue_audit",
         "reviewqueue.migrations.0008_audit_trail_moved",
+        "reviewqueue.migrations.0012_flow_admin_calendars",
         "intake.migrations.0002_start_run_roles",
     ):
         for name, wanted in import_module(module).ROLE_PERMISSIONS.items():

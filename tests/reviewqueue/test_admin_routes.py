@@ -11,7 +11,7 @@ from django.urls import reverse
 from flows_integration import services as integration
 from flows_integration.models import FlowTemplate
 from reviewqueue import roles
-from reviewqueue.models import Queue, Route
+from reviewqueue.models import BusinessCalendar, Queue, Route
 from tests.documents import SIGN_OFF
 from tests.reviewqueue.conftest import QUEUE_CLOCK
 
@@ -94,6 +94,8 @@ def test_the_routes_inline_on_a_queue_refuses_an_unknown_state_too(ada, sign_off
         "routes-INITIAL_FORMS": "0",
         "routes-MIN_NUM_FORMS": "0",
         "routes-MAX_NUM_FORMS": "1000",
+        "reason_codes-TOTAL_FORMS": "0",
+        "reason_codes-INITIAL_FORMS": "0",
         "routes-0-template": sign_off.pk,
         "routes-0-state_id": "nowhere",
         "routes-0-priority": "0",
@@ -108,3 +110,30 @@ def test_the_routes_inline_on_a_queue_refuses_an_unknown_state_too(ada, sign_off
     data["routes-0-state_id"] = "countersign"
     assert ada.post(url, data).status_code == 302
     assert Route.objects.get().state_id == "countersign"
+
+
+def test_a_flow_admin_keeps_business_calendars_and_reason_codes(ada, queue):
+    """What a queue's work runs on is the flow admin's to configure (migration 0012)."""
+    added = ada.post(
+        reverse("admin:reviewqueue_businesscalendar_add"),
+        {
+            "name": "Billing office",
+            "time_zone": "America/New_York",
+            "country": "US",
+            "subdivision": "",
+            "opening_hours-TOTAL_FORMS": "1",
+            "opening_hours-INITIAL_FORMS": "0",
+            "opening_hours-0-weekday": "0",
+            "opening_hours-0-opens": "09:00",
+            "opening_hours-0-closes": "17:00",
+            "days_off-TOTAL_FORMS": "1",
+            "days_off-INITIAL_FORMS": "0",
+            "days_off-0-date": "2026-12-24",
+            "days_off-0-name": "Christmas Eve",
+        },
+    )
+    assert added.status_code == 302, added.context["errors"] if added.context else ""
+    calendar = BusinessCalendar.objects.get(name="Billing office")
+    assert calendar.opening_hours.count() == calendar.days_off.count() == 1
+    page = ada.get(reverse("admin:reviewqueue_queue_change", args=[queue.pk])).text
+    assert 'name="reason_codes-0-code"' in page  # the inline can be filled in, not only read

@@ -14,7 +14,7 @@ import time_machine
 from django.conf import settings
 
 from audit.models import AuditEvent
-from reviewqueue import services, tasks
+from reviewqueue import selectors, services, tasks
 from reviewqueue.escalation import NEAR_DUE, OVERDUE, item_escalate, items_escalate
 from reviewqueue.models import (
     BusinessCalendar,
@@ -173,6 +173,8 @@ def test_an_item_already_overdue_escalates_once_as_overdue_with_both_steps(
     assert item.priority == 52  # two steps above where it opened, like any overdue item
     assert told(item) == [("overdue", "sam")]
     assert AuditEvent.objects.filter(action="item.escalated").count() == 1
+    timeline = [entry.text for entry in selectors.timeline(item)]
+    assert "Escalated: overdue; priority raised" in timeline
 
 
 def test_a_calendar_clock_counts_every_minute(clinical_queue, pending_run, supervisor):

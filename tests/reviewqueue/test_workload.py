@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from flows_integration import services as integration
-from reviewqueue import services
+from reviewqueue import selectors, services
 from reviewqueue.models import (
     ItemReason,
     ItemStatus,
@@ -378,3 +378,11 @@ def test_between_queues_the_most_urgent_pick_goes_first(
 
     # The clinical queue's pick is its oldest (priority 10); the eligibility queue's (50) wins.
     assert _handed(reviewer, 3) == [other.pk, old_low.pk, new_high.pk]
+
+
+def test_the_timeline_tells_the_return_with_its_reason(signoff, colleague, return_code):
+    services.item_return(item=signoff, user=colleague, code="missing-info", text=NOTE)
+
+    texts = [entry.text for entry in selectors.timeline(signoff)]
+    assert "Returned for rework: Missing info" in texts
+    assert not any("Maria" in text for text in texts)
