@@ -233,6 +233,19 @@ def test_the_queue_page(live_server, page, demo_queue, reviewer):
     assert_accessible(page)
 
 
+def test_the_people_page_with_someone_away(live_server, page, demo_queue, reviewer):
+    from django.contrib.auth import get_user_model
+
+    from reviewqueue import services
+
+    sam = get_user_model().objects.create_superuser("sam", password="sam-password")
+    services.reviewer_pause(reviewer=reviewer, by=sam)
+    signed_in(page, live_server, sam)
+    page.goto(f"{live_server.url}/supervisor/people/")
+    expect(page.get_by_role("button", name="Resume Alice")).to_be_visible()
+    assert_accessible(page)
+
+
 @pytest.mark.parametrize("name", DEMO_STATES)
 def test_an_item_with_its_form_claimed(live_server, page, demo_queue, reviewer, name):
     item = demo_item(name)

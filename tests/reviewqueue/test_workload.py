@@ -386,3 +386,8 @@ def test_the_timeline_tells_the_return_with_its_reason(signoff, colleague, retur
     texts = [entry.text for entry in selectors.timeline(signoff)]
     assert "Returned for rework: Missing info" in texts
     assert not any("Maria" in text for text in texts)
+
+
+def test_the_dashboard_links_to_the_people_page(supervisor):
+    page = login(supervisor).get(reverse("reviewqueue:dashboard")).content.decode()
+    assert f'href="{reverse("reviewqueue:people")}"' in page
