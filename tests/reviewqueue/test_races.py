@@ -16,7 +16,14 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from flows_integration.models import FlowRun
 from reviewqueue import services
-from reviewqueue.models import ItemStatus, ReviewItem, Submission, SubmissionStatus
+from reviewqueue.models import (
+    ItemStatus,
+    NextItemStrategy,
+    Queue,
+    ReviewItem,
+    Submission,
+    SubmissionStatus,
+)
 from tests.reviewqueue import test_delivery
 from tests.reviewqueue.conftest import CLINICAL_ANSWER, CLINICAL_REVIEW, clinical_form_data
 from tests.reviewqueue.test_delivery import engine_pending_item
@@ -88,9 +95,12 @@ def test_twenty_people_claiming_one_item_one_wins_and_the_rest_see_who(item, dja
     assert list(claims.values_list("actor", flat=True)) == [winner.pk]
 
 
+# Round robin also writes the queue's turn in the same transaction as each claim.
+@pytest.mark.parametrize("strategy", [NextItemStrategy.MOST_URGENT, NextItemStrategy.ROUND_ROBIN])
 def test_eight_people_pressing_get_next_over_a_thousand_items_get_each_item_once(
-    prior_auth_version, clinical_queue, django_user_model
+    prior_auth_version, clinical_queue, django_user_model, strategy
 ):
+    Queue.objects.filter(pk=clinical_queue.pk).update(next_item_strategy=strategy)
     now = timezone.now()
     runs = FlowRun.objects.bulk_create(
         FlowRun(
@@ -138,6 +148,29 @@ def test_eight_people_pressing_get_next_over_a_thousand_items_get_each_item_once
     claims = AuditEvent.objects.filter(action="item.claimed", detail__via="get_next")
     assert claims.count() == 1000
     assert claims.values("item_id").distinct().count() == 1000
+
+
+def test_a_pause_racing_get_next_leaves_the_paused_person_holding_nothing(
+    pending_run, django_user_model, supervisor
+):
+    for _ in range(12):
+        pending_run()
+    [alice] = clinical_team(django_user_model, 1)
+
+    def work(index: int) -> Any:
+        if index == 0:
+            return services.reviewer_pause(reviewer=alice, by=supervisor)
+        return services.item_get_next(user=alice)
+
+    results = at_once(8, work)
+
+    claims = [result for result in results[1:] if isinstance(result, ReviewItem)]
+    refusals = [result for result in results[1:] if isinstance(result, services.GetNextPaused)]
+    assert len(claims) + len(refusals) == 7, results
+    # Every claim made before the pause was released by it; none was made after it.
+    assert results[0] == len(claims)
+    assert not ReviewItem.objects.filter(claimed_by=alice).exists()
+    assert ReviewItem.objects.filter(status=ItemStatus.OPEN).count() == 12
 
 
 def test_a_double_submit_makes_one_submission_and_one_update_run(
