@@ -8,7 +8,15 @@ from django.contrib.auth.models import Group, Permission
 
 from flows_integration.models import FlowTemplate
 from reviewqueue import roles
-from reviewqueue.models import BusinessCalendar, OpeningHours, Queue, Route, SlaClock
+from reviewqueue.models import (
+    BusinessCalendar,
+    OpeningHours,
+    Queue,
+    ReasonCode,
+    ReasonKind,
+    Route,
+    SlaClock,
+)
 
 DEMO_PASSWORD = "flowdesk-demo"
 # username, first name, role groups, team groups
@@ -52,6 +60,16 @@ DEMO_QUEUES: list[tuple[str, tuple[str, ...], timedelta, list[DemoRoute]]] = [
     ),
 ]
 
+
+# The reasons reviewers choose from in every demo queue: (kind, code, title).
+DEMO_REASONS: list[tuple[str, str, str]] = [
+    (ReasonKind.DECLINE, "outside-expertise", "Outside my expertise"),
+    (ReasonKind.DECLINE, "conflict-of-interest", "Conflict of interest"),
+    (ReasonKind.POSTPONE, "waiting-for-records", "Waiting for records"),
+    (ReasonKind.POSTPONE, "payer-callback", "Waiting for the payer to call back"),
+    (ReasonKind.RETURN, "incomplete", "Earlier step incomplete"),
+    (ReasonKind.RETURN, "wrong-details", "Earlier step has wrong details"),
+]
 
 # The billing office works Monday to Friday, 9 to 5 in New York, closed on US public holidays;
 # the Billing queue's SLA runs in these hours.
@@ -138,3 +156,16 @@ def demo_calendar_ensure() -> BusinessCalendar:
         sla_clock=SlaClock.BUSINESS, calendar=calendar, sla=sla
     )
     return calendar
+
+
+def demo_reasons_ensure() -> int:
+    """The demo queues' reason codes (idempotent: a code an admin has retired or retitled is left
+    as it is); returns how many were made."""
+    made = 0
+    for queue in Queue.objects.filter(name__in=[name for name, *_ in DEMO_QUEUES]):
+        for order, (kind, code, title) in enumerate(DEMO_REASONS):
+            _, created = ReasonCode.objects.get_or_create(
+                queue=queue, kind=kind, code=code, defaults={"title": title, "order": order}
+            )
+            made += created
+    return made

@@ -3,14 +3,16 @@ from argparse import BooleanOptionalAction
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
 
-from reviewqueue import demo
+from reviewqueue import demo, demo_history
 
 
 class Command(BaseCommand):
     help = (
         "Load the demo content of `make run`: demo users with their roles and teams, demo "
-        "queues and routes, the engine's demo templates, and Flowdesk's webhook receiver "
+        "queues, routes and reason codes, two weeks of finished work for the dashboard, the "
+        "engine's demo templates, and Flowdesk's webhook receiver "
         "registered with the engine. Against a real Flows API (FLOWDESK_DEMO off, the default "
         "when FLOWS_API_URL is set) it loads nothing unless --demo is given."
     )
@@ -28,9 +30,22 @@ class Command(BaseCommand):
             default=None,
             help="Create the demo logins and queues (default: the FLOWDESK_DEMO setting).",
         )
+        parser.add_argument(
+            "--history",
+            action=BooleanOptionalAction,
+            default=None,
+            help="Add two weeks of finished work for the supervisors' dashboard, once (default: "
+            "on for `make run`'s demo, where FLOWDESK_DEMO is on and the engine is embedded; "
+            "off when the demo content is asked for with --demo, as the benchmarks do).",
+        )
 
     def handle(
-        self, *args: object, base_url: str, demo_content: bool | None, **options: object
+        self,
+        *args: object,
+        base_url: str,
+        demo_content: bool | None,
+        history: bool | None,
+        **options: object,
     ) -> None:
         if settings.PRODUCTION:
             # Demo logins have published passwords, and the demo webhook secret is in the README.
@@ -62,3 +77,12 @@ class Command(BaseCommand):
             self.stdout.write(f"created demo user {username}")
         for queue in demo.demo_queues_ensure():
             self.stdout.write(f"demo queue {queue.name}")
+        demo.demo_reasons_ensure()
+        if history is None:
+            # Mirror rows of Runs the embedded engine is taken to have run: not for a world
+            # that measures the mirror's own Runs (bench), nor for another Flows server.
+            history = settings.FLOWDESK_DEMO and settings.FLOWS_ENGINE_ENABLED
+        # Two weeks of finished work for the supervisors' dashboard, on the first load only.
+        made = demo_history.demo_history_ensure(now=timezone.now()) if history else 0
+        if made:
+            self.stdout.write(f"demo history: {made} items over the last {demo_history.DAYS} days")
