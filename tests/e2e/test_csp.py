@@ -123,6 +123,10 @@ def test_the_admin(live_server, page, violations, demo_queue, admin_user):  # no
     page.get_by_label("Name").fill("EHR integration")
     page.get_by_role("button", name="Save", exact=True).click()
     token = page.locator("#intake-token")
+    # The script that selects is attached once the page has loaded: a click before it selects
+    # nothing (on a loaded machine the field can be clickable sooner).
+    expect(token).to_be_visible()
+    page.wait_for_load_state("load")
     token.click()
     selected = page.evaluate(
         "() => { const f = document.activeElement;"
