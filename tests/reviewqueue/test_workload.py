@@ -10,7 +10,6 @@ import html
 from datetime import timedelta
 
 import pytest
-from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -31,21 +30,11 @@ from reviewqueue.models import (
     StaffPreferences,
 )
 from tests.reviewqueue.conftest import DEMO, pause_run
-from tests.reviewqueue.test_separation_of_duties import SIGNOFF, answer, pause_at
+from tests.reviewqueue.test_separation_of_duties import SIGNOFF, answer, login, pause_at, url
 
 pytestmark = pytest.mark.django_db
 
 NOTE = "Maria Lopez's daughter called: W123456789"  # patient data: never in audit or notices
-
-
-def login(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-def url(name: str, item: ReviewItem) -> str:
-    return reverse(f"reviewqueue:{name}", args=[item.pk])
 
 
 # --- Return for rework ----------------------------------------------------------------------
