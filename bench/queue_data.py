@@ -218,7 +218,7 @@ def generate(url: str, sizes: DataSizes) -> dict[str, float]:
         for table in (
             "flows_integration_flowrun",
             "reviewqueue_reviewitem",
-            "reviewqueue_auditevent",
+            "audit_auditevent",
         ):
             step(
                 f"vacuum_{table}",
@@ -373,9 +373,9 @@ ORDER BY i
 
 # Each item's "opened" event, as item_open writes it, so the item's timeline has its history.
 _AUDIT_SQL = """
-INSERT INTO reviewqueue_auditevent (at, action, item_id, flow_run_id, ip, detail, actor_id)
+INSERT INTO audit_auditevent (at, action, item_id, flow_run_id, ip, detail, actor_id, link)
 SELECT opened_at, 'item.opened', id, run_ref::uuid, NULL,
-       jsonb_build_object('queue', queue_id, 'state', state_id), NULL
+       jsonb_build_object('queue', queue_id, 'state', state_id), NULL, ''
 FROM reviewqueue_reviewitem
 ORDER BY id
 """
@@ -399,7 +399,7 @@ def summary(url: str) -> dict[str, Any]:
                 "SELECT count(*) FROM reviewqueue_reviewitem"
                 " WHERE status IN ('open', 'claimed') AND due_at < now()"
             ),
-            "audit_rows": one("SELECT count(*) FROM reviewqueue_auditevent"),
+            "audit_rows": one("SELECT count(*) FROM audit_auditevent"),
             "items_by_queue": dict(
                 conn.execute(
                     "SELECT q.name, count(*) FROM reviewqueue_reviewitem i"

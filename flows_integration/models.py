@@ -105,6 +105,16 @@ class FlowRun(models.Model):
             models.Index(fields=["status", "synced_at"], name="mirror_run_status_sync_idx"),
             # The Runs explorer lists newest first.
             models.Index(fields=["-created_at"], name="mirror_run_created_idx"),
+            # The dashboard's Runs by status: those not finished, and those finished in a period,
+            # counted from the index alone.
+            models.Index(fields=["status", "created_at"], name="mirror_run_status_created_idx"),
+            # ...and the Runs waiting in triage: waiting Runs that no active item stands for, an
+            # anti-join merged in id order with reviewqueue's one_active_item_per_run.
+            models.Index(
+                fields=["id"],
+                condition=models.Q(status=RunStatus.PENDING),
+                name="mirror_run_pending_idx",
+            ),
         ]
 
     def __str__(self) -> str:

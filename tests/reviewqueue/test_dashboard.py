@@ -290,6 +290,23 @@ def test_the_period_and_the_queue_filter_change_what_is_counted(known, superviso
     assert f"queue={known['eligibility'].pk}" in one.people[0].claims.url
 
 
+def test_finished_runs_are_counted_in_the_period_and_waiting_ones_always(known, supervisor):
+    # A Run that finished (and was created) twenty days ago, and one waiting since then.
+    old = timezone.now() - timedelta(days=20)
+    for status in (RunStatus.COMPLETE, RunStatus.PENDING):
+        FlowRun.objects.filter(pk=mirrored(status=status).pk).update(created_at=old)
+    client = login(supervisor)
+
+    week = dict(board(client).runs)
+    month = dict(board(client, period="30d").runs)
+    assert (week["Complete"].value, month["Complete"].value) == (8, 9)
+    assert week["Waiting for input"].value == month["Waiting for input"].value == 14
+    # Each links to the Runs list of the same Runs: the finished ones from the period's first day.
+    assert "created_from=" in month["Complete"].url
+    assert "created_from" not in month["Waiting for input"].url
+    assert listed(client, month["Complete"].url) == 9
+
+
 def linked_numbers(found) -> list[tuple[str, dashboard_selectors.Number]]:
     numbers = [("triage", found.triage), ("attention", found.attention)]
     for row in found.queue_rows:

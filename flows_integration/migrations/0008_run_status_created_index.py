@@ -1,0 +1,27 @@
+"""The dashboard's Runs by status (Runs not finished, and those finished in a period) and Runs
+waiting in triage, each counted from an index alone."""
+
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("flows_integration", "0007_template_names"),
+    ]
+
+    operations = [
+        migrations.AddIndex(
+            model_name="flowrun",
+            index=models.Index(
+                fields=["status", "created_at"], name="mirror_run_status_created_idx"
+            ),
+        ),
+        migrations.AddIndex(
+            model_name="flowrun",
+            index=models.Index(
+                fields=["id"],
+                condition=models.Q(("status", "PENDING")),
+                name="mirror_run_pending_idx",
+            ),
+        ),
+    ]
