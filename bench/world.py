@@ -121,12 +121,17 @@ class World:
         return {name: " ".join(p.command) for name, p in self.processes.items()}
 
 
+def bench_broker_url() -> str:
+    """The broker every scenario uses (and flushes): ``BENCH_BROKER_URL``, else the default."""
+    return os.environ.get("BENCH_BROKER_URL") or DEFAULT_BROKER_URL
+
+
 @contextmanager
 def provision(name: str, ctx: Context, config: WorldConfig | None = None) -> Iterator[World]:
     """Build a world for scenario ``name``, yield it, and tear it down whatever happens."""
     config = config or WorldConfig(pool=ctx.pool)
     database_url = os.environ.get("BENCH_DATABASE_URL") or DEFAULT_DATABASE_URL
-    broker_url = os.environ.get("BENCH_BROKER_URL") or DEFAULT_BROKER_URL
+    broker_url = bench_broker_url()
     _refuse_shared(database_url, broker_url)
     with (
         _exclusive(database_url, broker_url),

@@ -40,10 +40,17 @@ from bench.measure import BenchError, percentile, process_tree, rss_mb
 from bench.queue_data import DataSizes
 from bench.registry import Context, Metric, Outcome, scenario
 from bench.scenarios.queue import _bench_urls, _client
-from bench.world import BASE_DIR, PYTHON, World, WorldConfig, file_lock, provision
+from bench.world import (
+    BASE_DIR,
+    PYTHON,
+    World,
+    WorldConfig,
+    bench_broker_url,
+    file_lock,
+    provision,
+)
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/flowdesk_bench_dashboard"
-DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/14"
 GENERATOR_VERSION = 1
 HISTORY_DAYS = 90
 REVIEWERS = 20  # bench-reviewer-N, besides the demo's alice, bob and maria
@@ -74,7 +81,7 @@ QUICK = Sizes(
 def dashboard(ctx: Context) -> Outcome:
     sizes = QUICK if ctx.quick else FULL
     base_url = os.environ.get("BENCH_DASHBOARD_DATABASE_URL") or DEFAULT_DATABASE_URL
-    broker_url = os.environ.get("BENCH_BROKER_URL") or DEFAULT_BROKER_URL
+    broker_url = bench_broker_url()
     base = queue_data.db_name(base_url)
     if "bench" not in base:
         raise BenchError(f"refusing database {base!r}: a benchmark database's name has 'bench'")

@@ -53,10 +53,19 @@ from bench.measure import BenchError, CpuMeter, percentile, wait_until
 from bench.queue_data import DataSizes
 from bench.queue_django import CLINICAL_DRAFT
 from bench.registry import Context, Metric, Outcome, scenario
-from bench.world import BASE_DIR, PYTHON, World, WorldConfig, file_lock, provision, settle, tail
+from bench.world import (
+    BASE_DIR,
+    PYTHON,
+    World,
+    WorldConfig,
+    bench_broker_url,
+    file_lock,
+    provision,
+    settle,
+    tail,
+)
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/flowdesk_bench_queue"
-DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/9"
 ENGINE_CLIENT = ("demo-sandbox", "demo-sandbox-secret")
 _TEMPLATE = "coverage-check"
 PAUSING_RUN = {
@@ -124,7 +133,7 @@ THINK_S = (0.5, 1.5)
 def queue(ctx: Context) -> Outcome:
     sizes = QUICK if ctx.quick else FULL
     base_url = os.environ.get("BENCH_QUEUE_DATABASE_URL") or DEFAULT_DATABASE_URL
-    broker_url = os.environ.get("BENCH_QUEUE_BROKER_URL") or DEFAULT_BROKER_URL
+    broker_url = bench_broker_url()
     base = queue_data.db_name(base_url)
     if "bench" not in base:
         raise BenchError(f"refusing database {base!r}: a benchmark database's name has 'bench'")
