@@ -702,6 +702,7 @@ AUDIT_TEXT = {
     "submission.refused": "Not sent: the Run had moved on",
     "submission.failed": "Could not be delivered; needs attention",
     "submission.resent": "Sent again by a supervisor",
+    "submission.unconfirmed": "Sent, but Flows's reply was lost; will check before sending again",
     "note.added": "Note added",
     "item.declined": "Declined (not mine); back in the queue",
     "item.postponed": "Postponed",

@@ -4,7 +4,9 @@ a URL or the trail."""
 
 import csv
 import io
+import re
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import time_machine
@@ -14,6 +16,7 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from reviewqueue import roles, services
+from reviewqueue.audit_selectors import ACTION_TITLES
 
 pytestmark = pytest.mark.django_db
 
@@ -146,3 +149,16 @@ def test_the_export_has_every_matching_event_and_is_audited(
 def test_a_search_in_the_url_is_moved_out_of_it(client, officer):
     response = client.get(REPORT, {"q": "Lopez"})
     assert response.status_code == 302 and "Lopez" not in response.url
+
+
+def test_every_action_the_code_records_has_a_title():
+    """The report names each kind of event in words: an action recorded anywhere in the code
+    (``audit_record(action="...")``) without a title would show as its code."""
+    root = Path(__file__).resolve().parents[2]
+    recorded = set()
+    for app in ("audit", "config", "flows_integration", "intake", "reviewqueue"):
+        for source in (root / app).rglob("*.py"):
+            recorded |= set(re.findall(r'\baction="([a-z_]+(?:\.[a-z_]+)*)"', source.read_text()))
+    recorded -= {"store_true", "store_false", "append", "count"}  # argparse's, not the audit's
+    assert len(recorded) > 40, "the scan found too few actions: has audit_record changed?"
+    assert sorted(recorded - ACTION_TITLES.keys()) == []
