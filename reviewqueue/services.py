@@ -647,6 +647,14 @@ def item_reassign(
     _refuse_if_away(to)
     now = timezone.now()
     with transaction.atomic():  # reassigned and audited together
+        # A postponement the move ends early gives its unspent time back, as resuming early
+        # does (read under the row lock, so the UPDATE below ends exactly this one).
+        postponed_until = (
+            ReviewItem.objects.select_for_update()
+            .filter(pk=item.pk, postponed_until__gt=now)
+            .values_list("postponed_until", flat=True)
+            .first()
+        )
         count = (
             ReviewItem.objects.filter(pk=item.pk, status__in=WORKABLE_STATUSES)
             .filter(~barred(to))
@@ -664,8 +672,17 @@ def item_reassign(
             if reason := separation_reason(item, to, you=False):
                 raise SeparationOfDuties(reason)
             raise ReviewError(f"This item is {item.get_status_display().lower()}.")
+        moved = {}
+        if postponed_until is not None:
+            moved = _due_moved(item, due_after_resuming_early, until=postponed_until)
         audit_record(
-            action="item.reassigned", actor=by, item=item, ip=ip, to=to.pk, **(detail or {})
+            action="item.reassigned",
+            actor=by,
+            item=item,
+            ip=ip,
+            to=to.pk,
+            **(detail or {}),
+            **moved,
         )
         if notice and to.pk != by.pk:
             notifications.notify(

@@ -349,6 +349,21 @@ def resume(item, user, *, at: datetime) -> ReviewItem:
 T0 = datetime(2026, 11, 16, 14, tzinfo=UTC)
 
 
+def test_a_postponement_ended_by_a_reassignment_gives_back_its_unspent_part(
+    pausing, pending_run, reviewer, colleague, supervisor
+):
+    item = claimed_at(T0, pending_run, reviewer)
+    item = postpone(item, reviewer, at=T0 + H, until=T0 + 3 * H)
+    assert item.due_at == T0 + 6 * H
+    # Handed to bob one hour into the two: that hour is spent, the other comes back.
+    with time_machine.travel(T0 + 2 * H, tick=False):
+        services.item_reassign(item=item, to=colleague, by=supervisor)
+    item.refresh_from_db()
+    assert (item.claimed_by, item.postponed_until, item.due_at) == (colleague, None, T0 + 5 * H)
+    reassigned = AuditEvent.objects.get(action="item.reassigned")
+    assert reassigned.detail["due"] == (T0 + 5 * H).isoformat()
+
+
 def test_a_postponed_item_keeps_its_time_left_and_gets_back_the_unspent_part(
     pausing, pending_run, reviewer, supervisor
 ):
