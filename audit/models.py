@@ -28,6 +28,15 @@ class AuditEvent(models.Model):
 
     class Meta:
         ordering = ["at", "pk"]
+        indexes = [
+            # Handle times (the dashboard, the completed-work export): each answer's latest claim
+            # by its submitter, from the index alone.
+            models.Index(
+                fields=["item_id", "actor", "at"],
+                condition=models.Q(action="item.claimed"),
+                name="audit_item_claims_idx",
+            ),
+        ]
         permissions = [
             ("view_patient_data", "Can see patient data in the admin (every view is audited)"),
         ]

@@ -7,14 +7,16 @@ that list, so a number and the list it links to agree. A fixed number of queries
 number of queues, people or items: counts are grouped in the database, and so are handle times
 (``percentile_cont`` on PostgreSQL; on SQLite, which has none, in Python over the period's
 answers, which only tests and ``make run`` see).
+
+The charts over time (open items per hour and day, answers per hour) and their SVG are in
+``dashboard_charts``; handle times in ``dashboard_handle_times``.
 """
 
 import functools
-import math
 import re
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -23,23 +25,12 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
-from django.db.models import (
-    Count,
-    DateTimeField,
-    DurationField,
-    ExpressionWrapper,
-    F,
-    OuterRef,
-    Q,
-    Subquery,
-)
-from django.db.models.functions import TruncDate, TruncHour
+from django.db.models import Count, Q
+from django.db.models.functions import TruncDate
 from django.urls import get_script_prefix, reverse
 from django.utils import timezone
 
-from audit.models import AuditEvent
 from flows_integration.models import (
     TERMINAL_STATUSES,
     FlowRun,
@@ -47,7 +38,13 @@ from flows_integration.models import (
     RunStatus,
     TemplateVersion,
 )
-from reviewqueue import roles, selectors
+from reviewqueue import dashboard_charts, roles, selectors
+from reviewqueue.dashboard_charts import CHART_DAYS, CHART_HOURS, Bar, Chart, chart
+from reviewqueue.dashboard_handle_times import (
+    HandleTimes,
+    duration_text,
+    handle_times,
+)
 from reviewqueue.models import (
     SUPERVISING_STATUSES,
     WORKABLE_STATUSES,
@@ -68,8 +65,6 @@ PERIODS = {
     "30d": "Last 30 days",
 }
 DEFAULT_PERIOD = "7d"
-CHART_DAYS = 14
-CHART_HOURS = 24
 AGE_LABELS = {"lt1h": "< 1 h", "1to4h": "1–4 h", "4to24h": "4–24 h", "gt1d": "> 1 day"}
 COMPLETED = sorted(selectors.STATUS_FILTERS["completed"][1])
 WORKABLE = Q(status__in=sorted(WORKABLE_STATUSES))
@@ -157,107 +152,6 @@ class Number:
     url: str
 
 
-@dataclass(frozen=True)
-class Bar:
-    """One bar of a chart: a count at a time, and the list it counts."""
-
-    key: str  # the moment or day, ISO (the SVG's data-at)
-    label: str  # under the bar
-    sub: str  # a second line under it ("" for none)
-    text: str  # in the numbers table and the chart's description ("Thu 14 May")
-    count: int
-    url: str
-    x: float = 0
-    y: float = 0
-    height: float = 0
-    label_x: float = 0  # the middle of the bar, for its texts
-
-    @property
-    def value_y(self) -> float:
-        """Where the bar's count sits: just above it."""
-        return round(self.y - 5, 1)
-
-
-@dataclass(frozen=True)
-class Chart:
-    """Bars in an SVG of ``width`` × ``height`` units; the page scales it to its box."""
-
-    id: str
-    title: str  # what it shows, with its period
-    bars: list[Bar]
-    top: int  # the y axis's highest value
-    width: int = 640
-    height: int = 220
-    small: bool = False  # a queue's small chart: no labels under the bars
-    additive: bool = True  # whether the bars add up to something (not so open items)
-
-    LEFT = 36  # room for the y axis's labels
-    PLOT_TOP = 24  # room for the tallest bar's count
-
-    @property
-    def baseline(self) -> int:
-        """The y of the axis; the bars' labels below it."""
-        return self.height - (8 if self.small else 40)
-
-    @property
-    def total(self) -> int:
-        return sum(bar.count for bar in self.bars)
-
-    @property
-    def bar_width(self) -> float:
-        return round((self.width - self.LEFT) / max(len(self.bars), 1) * 0.7, 1)
-
-    @property
-    def summary(self) -> str:
-        """The numbers, for a screen reader (the chart's <desc>)."""
-        numbers = "; ".join(f"{bar.text}: {bar.count}" for bar in self.bars)
-        return f"{numbers}. {self.total} in all." if self.additive else f"{numbers}."
-
-
-def chart(
-    *,
-    id: str,
-    title: str,
-    bars: list[Bar],
-    width: int = 640,
-    height: int = 220,
-    small: bool = False,
-    additive: bool = True,
-) -> Chart:
-    """``bars`` laid out left to right, heights to a round top."""
-    shape = Chart(id=id, title=title, bars=[], top=1, width=width, height=height, small=small)
-    top = _axis_top(max((bar.count for bar in bars), default=0))
-    slot = (width - Chart.LEFT) / max(len(bars), 1)
-    span = shape.baseline - Chart.PLOT_TOP
-    placed = []
-    for index, bar in enumerate(bars):
-        height_ = round(span * bar.count / top, 1)
-        placed.append(
-            Bar(
-                key=bar.key,
-                label=bar.label,
-                sub=bar.sub,
-                text=bar.text,
-                count=bar.count,
-                url=bar.url,
-                x=round(Chart.LEFT + (index + 0.15) * slot, 1),
-                y=round(shape.baseline - height_, 1),
-                height=height_,
-                label_x=round(Chart.LEFT + (index + 0.5) * slot, 1),
-            )
-        )
-    return Chart(
-        id=id,
-        title=title,
-        bars=placed,
-        top=top,
-        width=width,
-        height=height,
-        small=small,
-        additive=additive,
-    )
-
-
 @dataclass
 class QueueRow:
     queue: Queue
@@ -334,6 +228,18 @@ class Dashboard:
 def dashboard(*, filters: DashboardFilters) -> Dashboard:
     """Everything the page shows, in a fixed number of queries whatever the number of queues,
     people, items or Runs: every count is grouped in the database."""
+    if connection.vendor != "postgresql":
+        return _dashboard(filters)
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Counting a hundred thousand items, or an index scan per answer for the handle times,
+        # takes a plan's estimate past jit_above_cost; compiling the plan then costs more than
+        # running it (the page's queries took 400 ms with JIT, 265 without, at a million
+        # Runs): no JIT for the dashboard's statements.
+        cursor.execute("SET LOCAL jit = off")
+        return _dashboard(filters)
+
+
+def _dashboard(filters: DashboardFilters) -> Dashboard:
     now = timezone.now()
     today = timezone.localdate()
     today_start = selectors.start_of_day(today)
@@ -387,10 +293,10 @@ def dashboard(*, filters: DashboardFilters) -> Dashboard:
         )
     }
     handled = handle_times(in_period)
-    hours = _hour_points(now)
-    days = _day_points(now, today)
-    depth = _depth(items, now, [*hours, *days])
-    done_hourly = _done_per_hour(answers, hours[0])
+    hours = dashboard_charts.hour_points(now)
+    days = dashboard_charts.day_points(now, today)
+    depth = dashboard_charts.depth(items, now, [*hours, *days])
+    done_hourly = dashboard_charts.done_per_hour(answers, hours[0])
 
     queue_rows = []
     for queue in shown:
@@ -613,128 +519,6 @@ def signed_in_now() -> dict[int, datetime]:
     }
 
 
-@dataclass(frozen=True)
-class HandleTimes:
-    """Claim to submit of the period's answers: (median, p90) per queue, the median per person,
-    and how many answers had a claim to measure from."""
-
-    queues: dict[int, tuple[timedelta | None, timedelta | None]]
-    people: dict[int, timedelta | None]
-    samples: int
-
-
-def handle_times(in_period: Any) -> HandleTimes:
-    """Claim to submit of each answer delivered in the period: from the submitter's latest
-    ``item.claimed`` (audit trail) at or before the answer, as ``claims_before`` finds it; an
-    answer with no such claim (the item was reassigned to its submitter) has no handle time.
-
-    One query on PostgreSQL: each answer's claim is a correlated subquery (the audit trail's
-    ``item_id`` index, a few events per item), and the percentiles are ``percentile_cont`` over
-    grouping sets per queue, per person and overall, so no answer crosses the wire, however long
-    the period. SQLite has no ``percentile_cont``: there the durations are read and
-    ``percentile`` (the same interpolation) runs in Python."""
-    claimed = (
-        AuditEvent.objects.filter(
-            action="item.claimed",
-            item_id=OuterRef("item_id"),
-            actor_id=OuterRef("submitted_by_id"),
-            at__lte=OuterRef("created_at"),
-        )
-        .order_by("-at")
-        .values("at")[:1]
-    )
-    handle = DurationField()
-    durations = (
-        in_period.annotate(claimed_at=Subquery(claimed, output_field=DateTimeField()))
-        .annotate(
-            handle=ExpressionWrapper(
-                F("created_at") - F("claimed_at"), output_field=DurationField()
-            )
-        )
-        .values_list("item__queue_id", "submitted_by_id", "handle")
-    )
-    if connection.vendor != "postgresql":
-        per_queue: dict[int, list[timedelta]] = defaultdict(list)
-        per_person: dict[int, list[timedelta]] = defaultdict(list)
-        for queue_id, user_id, handle in durations:
-            if handle is not None:
-                per_queue[queue_id].append(handle)
-                per_person[user_id].append(handle)
-        return HandleTimes(
-            queues={
-                pk: (percentile(times, 0.5), percentile(times, 0.9))
-                for pk, times in per_queue.items()
-            },
-            people={pk: percentile(times, 0.5) for pk, times in per_person.items()},
-            samples=sum(len(times) for times in per_queue.values()),
-        )
-    try:
-        inner, params = durations.query.sql_with_params()
-    except EmptyResultSet:  # filtered by an unknown template: no answers
-        return HandleTimes(queues={}, people={}, samples=0)
-    grouped = f"""
-        SELECT GROUPING(queue_id, user_id), queue_id, user_id, count(handle),
-               percentile_cont(0.5) WITHIN GROUP (ORDER BY handle),
-               percentile_cont(0.9) WITHIN GROUP (ORDER BY handle)
-        FROM ({inner}) AS answers (queue_id, user_id, handle)
-        GROUP BY GROUPING SETS ((queue_id), (user_id), ())
-    """
-    # No "WHERE handle IS NOT NULL": PostgreSQL would push it into the scan of the answers and
-    # may run the subquery for every answer ever delivered before the period's filter; the
-    # aggregates skip NULLs anyway.
-    queues: dict[int, tuple[timedelta | None, timedelta | None]] = {}
-    people: dict[int, timedelta | None] = {}
-    samples = 0
-    with transaction.atomic(), connection.cursor() as cursor:
-        # The subquery's estimate (an index scan per answer) takes the plan's cost past
-        # jit_above_cost, and compiling it costs more than running it (25 of 120 ms at 7,000
-        # answers): no JIT for this one statement.
-        cursor.execute("SET LOCAL jit = off")
-        cursor.execute(grouped, params)
-        # GROUPING() is a bit mask of the columns left out: 1 = user, 2 = queue, 3 = both.
-        for left_out, queue_id, user_id, n, median, p90 in cursor.fetchall():
-            if left_out == 1:
-                queues[queue_id] = (median, p90)
-            elif left_out == 2:
-                people[user_id] = median
-            else:
-                samples = n
-    return HandleTimes(queues=queues, people=people, samples=samples)
-
-
-def claims_before(
-    answers: Iterable[tuple[int, int, datetime]],
-) -> dict[tuple[int, int, datetime], datetime]:
-    """For answers given as (item, submitter, submitted at): the submitter's latest
-    ``item.claimed`` (audit trail) at or before that answer, in one query. Handle time runs
-    from it, so rework after a 400 counts and time spent by someone who released the item does
-    not (docs/supervisors.md, "Handle time")."""
-    answers = list(answers)
-    claims: dict[tuple[int | None, int | None], list[datetime]] = defaultdict(list)
-    events = AuditEvent.objects.filter(
-        action="item.claimed", item_id__in={item_id for item_id, _, _ in answers}
-    ).order_by()
-    for item_id, actor_id, at in events.values_list("item_id", "actor_id", "at"):
-        claims[item_id, actor_id].append(at)
-    found = {}
-    for item_id, user_id, submitted_at in answers:
-        before = [at for at in claims.get((item_id, user_id), []) if at <= submitted_at]
-        if before:
-            found[item_id, user_id, submitted_at] = max(before)
-    return found
-
-
-def percentile(values: Iterable[timedelta], fraction: float) -> timedelta | None:
-    """Linear interpolation between the closest ranks, as PostgreSQL's ``percentile_cont``:
-    the median of [1, 2, 3, 4] is 2.5; None for no values."""
-    ordered = sorted(values)
-    if not ordered:
-        return None
-    position = (len(ordered) - 1) * fraction
-    low, high = math.floor(position), math.ceil(position)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
 def _chart(filters: DashboardFilters, answers: Any, today: date) -> Chart:
     """Completed items per local day over the last ``CHART_DAYS`` days, today last."""
     first = today - timedelta(days=CHART_DAYS - 1)
@@ -758,74 +542,13 @@ def _chart(filters: DashboardFilters, answers: Any, today: date) -> Chart:
         for day in days
     ]
     title = f"Completed items per day, last {CHART_DAYS} days, {_where(filters)}"
-    return chart(id="dash-chart", title=title, bars=bars)
+    return chart(
+        id="dash-chart", title=title, bars=bars, caption="The numbers, day by day", head="Day"
+    )
 
 
 def _where(filters: DashboardFilters) -> str:
     return "the queues chosen" if filters.scope else "all queues"
-
-
-def _hour_points(now: datetime) -> list[datetime]:
-    """The tops of the last ``CHART_HOURS`` local hours, the current one last."""
-    local = timezone.localtime(now)
-    top = local.replace(minute=0, second=0, microsecond=0)
-    return [top - timedelta(hours=back) for back in range(CHART_HOURS - 1, -1, -1)]
-
-
-def _day_points(now: datetime, today: date) -> list[datetime]:
-    """The ends of the last ``CHART_DAYS - 1`` local days, then now (today so far)."""
-    ends = [
-        selectors.start_of_day(today - timedelta(days=back))
-        for back in range(CHART_DAYS - 2, -1, -1)
-    ]
-    return [*ends, now]
-
-
-def _depth(items: Any, now: datetime, points: list[datetime]) -> dict[int, dict[datetime, int]]:
-    """Per queue, the items open at each of ``points``: opened at or before it, and not closed
-    by then (``closed_at`` empty or later). Three grouped queries, whatever the number of
-    points: the items open now, and those opened and closed since the first point, per hour;
-    each counted from an index alone (``item_closed_queue_idx``, ``item_opened_queue_idx``).
-
-    Going back from now, an item opened after a point was not open then, and one closed after
-    it was. The hours are counted as (h, h + 1 h] (the moment shifted by a microsecond before
-    truncating), so an item opened exactly at a point counts as open at it, as the list linked
-    from it does (``opened_at <= t``)."""
-    first = min(points)
-    open_now = dict(
-        items.filter(closed_at__isnull=True, opened_at__lte=now)
-        .values("queue_id")
-        .annotate(n=Count("*"))
-        .values_list("queue_id", "n")
-    )
-    moved: dict[str, dict[int, dict[datetime, int]]] = {}
-    for name in ("opened_at", "closed_at"):
-        shifted = ExpressionWrapper(
-            F(name) - timedelta(microseconds=1), output_field=DateTimeField()
-        )
-        rows = (
-            items.filter(**{f"{name}__gt": first, f"{name}__lte": now})
-            .annotate(hour=TruncHour(shifted))
-            .values("queue_id", "hour")
-            .annotate(n=Count("*"))
-            .values_list("queue_id", "hour", "n")
-        )
-        per_queue: dict[int, dict[datetime, int]] = defaultdict(dict)
-        for queue_id, hour, n in rows:
-            per_queue[queue_id][hour] = n
-        moved[name] = per_queue
-    found: dict[int, dict[datetime, int]] = {}
-    for queue_id in set(open_now) | set(moved["opened_at"]) | set(moved["closed_at"]):
-        opened, closed = moved["opened_at"].get(queue_id, {}), moved["closed_at"].get(queue_id, {})
-        found[queue_id] = {
-            at: open_now.get(queue_id, 0)
-            - sum(n for hour, n in opened.items() if hour >= at)
-            + sum(n for hour, n in closed.items() if hour >= at)
-            if at < now
-            else open_now.get(queue_id, 0)
-            for at in points
-        }
-    return found
 
 
 def _depth_chart(
@@ -867,22 +590,9 @@ def _depth_chart(
         height=110,
         small=True,
         additive=False,
+        caption=f"Open items, {'day by day' if daily else 'hour by hour'}",
+        head="At",
     )
-
-
-def _done_per_hour(answers: Any, first: datetime) -> dict[int, dict[datetime, int]]:
-    """Per queue, answers delivered in each local hour since ``first``: one grouped query."""
-    rows = (
-        answers.filter(finished_at__gte=first)
-        .annotate(hour=TruncHour("finished_at"))
-        .values("item__queue_id", "hour")
-        .annotate(n=Count("pk"))
-        .values_list("item__queue_id", "hour", "n")
-    )
-    found: dict[int, dict[datetime, int]] = defaultdict(dict)
-    for queue_id, hour, n in rows:
-        found[queue_id][hour] = n
-    return found
 
 
 def _hours_chart(
@@ -918,8 +628,16 @@ def _hours_chart(
             width=320,
             height=110,
             small=True,
+            caption="Completed, hour by hour",
+            head="Hour",
         )
-    return chart(id="dash-hours-chart", title=title, bars=bars)
+    return chart(
+        id="dash-hours-chart",
+        title=title,
+        bars=bars,
+        caption="The numbers, hour by hour",
+        head="Hour",
+    )
 
 
 def _runs_by_status(
@@ -1018,30 +736,3 @@ def _errors(filters: DashboardFilters, items: Any, ended: Any) -> list[ErrorRow]
             )
         )
     return sorted(rows, key=lambda row: (row.template.lower(), row.step.lower()))
-
-
-def _axis_top(highest: int) -> int:
-    """A round top for the y axis: 1, 2, 5, 10, 20, 50, … at least ``highest``."""
-    magnitude = 1
-    while True:
-        for step in (1, 2, 5):
-            if step * magnitude >= highest:
-                return step * magnitude
-        magnitude *= 10
-
-
-def duration_text(value: timedelta | None) -> str:
-    """A handle time as people read it: 45 s, 12 min, 1 h 05 min, 2 d 3 h; — for none."""
-    if value is None:
-        return "—"
-    seconds = round(value.total_seconds())
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes = seconds // 60
-    if minutes < 60:
-        return f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours} h {minutes:02d} min"
-    days, hours = divmod(hours, 24)
-    return f"{days} d {hours} h"

@@ -23,13 +23,8 @@ from django.utils import timezone
 import flowspec
 from flows_integration.models import TemplateVersion
 from reviewqueue import present, selectors
-from reviewqueue.dashboard_selectors import (
-    COMPLETED,
-    DEFAULT_PERIOD,
-    PERIODS,
-    claims_before,
-    percentile,
-)
+from reviewqueue.dashboard_handle_times import claims_before, percentile
+from reviewqueue.dashboard_selectors import COMPLETED, DEFAULT_PERIOD, PERIODS
 from reviewqueue.models import (
     WORKABLE_STATUSES,
     ItemReason,
