@@ -5,14 +5,19 @@ and the time zone each person's pages are shown in.
 Django's own expiry is one sliding age; we need two limits, and background polling (the queue's
 live refresh, a claim's lease timer) must not count as activity, or an unattended screen would
 stay signed in forever. Polling requests say so with the ``X-Flowdesk-Background`` header.
+
+Also here: the request id every request gets (``request_id``, config/logs.py) and the probes and
+metrics answered ahead of the rest of the stack (``probes``, docs/operations.md).
 """
 
+import logging
 import secrets
 import time
 import zoneinfo
 from collections.abc import Callable
 from typing import Any
 
+import structlog
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
@@ -23,6 +28,8 @@ from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django_htmx.http import HttpResponseClientRedirect
 
+from config import logs
+
 BACKGROUND_HEADER = "X-Flowdesk-Background"
 # Recording activity at most once a minute keeps most requests from writing the session; a
 # shorter idle limit records it more often, so that a person at work is never taken for idle.
@@ -30,6 +37,9 @@ ACTIVITY_GRANULARITY = 60
 # The session's copy of its sign-in's key (``LatestSignIn``), for SESSION_ONE_PER_USER.
 SIGN_IN_KEY = "sign_in_key"
 SIGNED_IN_ELSEWHERE = "You were signed out because you signed in somewhere else."
+REQUEST_ID_RESPONSE_HEADER = "X-Request-ID"
+PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+_access_log = structlog.get_logger("flowdesk.request")
 
 
 def _activity_granularity() -> int:
@@ -145,3 +155,56 @@ def _zone_of(user: Any) -> zoneinfo.ZoneInfo | None:
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         # A zone the server's tz database no longer has: the site's zone, not an error page.
         return None
+
+
+def request_id(get_response: Callable[[HttpRequest], HttpResponse]) -> Callable:
+    """A request id for every request (config/logs.py): the proxy's when it looks like one,
+    else a new one; bound to every log line written while serving the request, sent along with
+    the tasks it queues, and returned as ``X-Request-ID``. With ``LOG_REQUESTS``, one line per
+    request: method, path (never the query string, which can carry what someone typed), status
+    and duration."""
+
+    def middleware(request: HttpRequest) -> HttpResponse:
+        header = settings.REQUEST_ID_HEADER
+        incoming = request.headers.get(header) if header else None
+        rid = logs.sane_request_id(incoming) or logs.new_request_id()
+        request.request_id = rid  # type: ignore[attr-defined]
+        # A thread serves one request after another: never carry the last one's context over.
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=rid)
+        started = time.monotonic()
+        try:
+            response = get_response(request)
+            response[REQUEST_ID_RESPONSE_HEADER] = rid
+            if settings.LOG_REQUESTS:
+                _access_log.log(
+                    logging.DEBUG if request.path_info in PROBE_PATHS else logging.INFO,
+                    "request",
+                    method=request.method,
+                    path=request.path,
+                    status=response.status_code,
+                    duration_ms=round((time.monotonic() - started) * 1000, 1),
+                )
+            return response
+        finally:
+            structlog.contextvars.clear_contextvars()
+
+    return middleware
+
+
+def probes(get_response: Callable[[HttpRequest], HttpResponse]) -> Callable:
+    """``/healthz``, ``/readyz`` and ``/metrics``, answered here rather than through the rest of
+    the middleware: a load balancer or Prometheus asks by an address that ``ALLOWED_HOSTS`` does
+    not list, a probe needs no session (``/healthz`` must not touch the database at all), and
+    nothing after this adds anything they need. Each view checks its own method and access."""
+    from config import views  # the views import the metrics, which connect signals
+
+    answer = {"/healthz": views.healthz, "/readyz": views.readyz, "/metrics": views.metrics}
+
+    def middleware(request: HttpRequest) -> HttpResponse:
+        view = answer.get(request.path_info)
+        if view is not None:
+            return view(request)
+        return get_response(request)
+
+    return middleware

@@ -15,6 +15,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
 from config.env import env_bool, env_choice, env_float, env_int, env_list, env_str
+from config.logs import configure_structlog, logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("FLOWDESK_VAR_DIR") or BASE_DIR / "var")
@@ -127,6 +128,11 @@ if FLOWS_ENGINE_ENABLED:
     INSTALLED_APPS.append("flows_engine")
 
 MIDDLEWARE = [
+    # First: every response, a redirect or an error page too, carries the request id.
+    "config.middleware.request_id",
+    # Probes and metrics are answered before host validation, sessions and sign-in: a probe
+    # asks by the container's address, and /healthz depends on nothing (config/views.py).
+    "config.middleware.probes",
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -348,7 +354,9 @@ if _proxy_ssl_header:
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=PRODUCTION)
 # The container's HEALTHCHECK asks over plain HTTP from inside: a redirect to https fails it.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# (config.middleware.probes answers /healthz, /readyz and /metrics before any redirect; listed
+# here all the same, should the middleware order ever change.)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 24 * 60 * 60 if PRODUCTION else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=PRODUCTION)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", default=PRODUCTION)
@@ -472,21 +480,44 @@ if FLOWS_ENGINE_ENABLED:
         "schedule": env_float("FLOWS_ENGINE_SWEEP_SECONDS", 15.0),
     }
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL") or "INFO"},
-    # httpx logs every URL at INFO; the URLs carry run ids, which are noise in production logs.
-    # axes logs every failed sign-in with the username at INFO: the audit trail has them.
-    # django.db.backends (with DEBUG on) and django.template log at DEBUG what they handle: SQL
-    # with its parameters, a page's whole context for each variable it leaves unset. Both hold
-    # patients' data: LOG_LEVEL=DEBUG must not reach them (tests/test_no_phi_in_logs.py).
-    "loggers": {
-        "django.db.backends": {"level": "INFO"},
-        "django.template": {"level": "INFO"},
-        "httpx": {"level": "WARNING"},
-        "axes": {"level": "WARNING"},
-    },
-}
+# --- Logs (config/logs.py): JSON lines in production, text for a person otherwise ---
+# Every line, structlog's and the standard library's, carries the request id of the request (or
+# of the request that sent the task) it was written for. docs/operations.md describes the format.
+LOG_FORMAT = env_choice("LOG_FORMAT", "json" if PRODUCTION else "console", ("json", "console"))
+LOG_LEVEL = (env_str("LOG_LEVEL") or "INFO").upper()
+LOGGING = logging_config(log_format=LOG_FORMAT, level=LOG_LEVEL)
+configure_structlog()
+# One line per request (method, path without its query string, status, duration, request id),
+# as JSON like the rest: gunicorn's own access log can then be left off in production.
+LOG_REQUESTS = env_bool("LOG_REQUESTS", default=PRODUCTION)
+# The proxy's request id header, taken when it looks like one (hex digits and dashes, 16-64 of
+# them); empty: always make our own. Either way the response carries it as X-Request-ID.
+REQUEST_ID_HEADER = env_str("REQUEST_ID_HEADER", "X-Request-ID") or ""
+
+# --- Probes and metrics (config/health.py, config/metrics.py, docs/operations.md) ---
+# /readyz answers 503 when one of these fails (the others are reported, not counted): of
+# database, migrations, broker and flows, by default the first two. Staff keep working while
+# Sohar or the broker is down (drafts, the outbox): such an outage must not take every web
+# process out of the load balancer at once.
+READYZ_REQUIRED = env_list("READYZ_REQUIRED", ["database", "migrations"])
+if unknown_checks := set(READYZ_REQUIRED) - {"database", "migrations", "broker", "flows"}:
+    raise ImproperlyConfigured(
+        f"READYZ_REQUIRED names unknown checks: {', '.join(sorted(unknown_checks))}"
+    )
+# The broker and the Flows API are asked at most this often per process; a probe in between is
+# answered from the last outcome, so a probe every second does not call Sohar every second.
+READYZ_CACHE_SECONDS = env_float("READYZ_CACHE_SECONDS", 10.0)
+# How long the broker and the Flows API may take to answer the check.
+READYZ_TIMEOUT = env_float("READYZ_TIMEOUT", 2.0)
+# /metrics answers only a scraper that sends `Authorization: Bearer <token>`; unset, it answers
+# 404 (development: to this machine only). METRICS_TOKEN_FILE works too.
+METRICS_TOKEN = env_str("METRICS_TOKEN") or ""
+# A Celery worker serves its own counters (Flows API calls, reconcile, deliveries) on this port
+# when set (0: off), under the same token: for a worker in its own container (docs/operations.md).
+METRICS_WORKER_PORT = env_int("METRICS_WORKER_PORT", 0)
+METRICS_WORKER_ADDRESS = env_str("METRICS_WORKER_ADDRESS") or "0.0.0.0"
+# prometheus-client's multiprocess mode: a folder all processes of one host (or container)
+# share and that is emptied before they start. Read by prometheus-client itself at import.
+PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR") or ""
+if METRICS_WORKER_PORT and not METRICS_TOKEN:
+    raise ImproperlyConfigured("METRICS_WORKER_PORT needs METRICS_TOKEN")

@@ -3,14 +3,17 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from config.views import healthz, ping
+from config.views import healthz, metrics, ping, readyz
 from reviewqueue import account_views, oidc, two_factor_views
 
 # OIDC_ONLY refuses passwords to all but superusers here as on the sign-in page.
 admin.site.login_form = oidc.AdminPasswordForm
 
 urlpatterns = [
+    # Answered by config.middleware.probes before the rest of the middleware; here for reverse().
     path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
+    path("metrics", metrics, name="metrics"),
     path("ping", ping, name="ping"),
     path("admin/", admin.site.urls),
     path("accounts/login/", oidc.LoginView.as_view(), name="login"),

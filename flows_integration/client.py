@@ -466,12 +466,19 @@ class FlowsClient:
                 if not self._http.is_closed:
                     raise
                 # Closed under our feet (reset_client() in another thread): nothing was sent.
+                _observe(operation, started, None, "closed")
                 raise TransientFlowsError(f"{operation} was not sent (client closed)") from exc
             except _OUR_FAULT as exc:
                 raise FlowsError(f"{operation}: request refused by httpx: {exc}") from exc
             except httpx.TransportError as exc:
                 sent = not isinstance(exc, _NOT_SENT)
                 kind = type(exc).__name__
+                _observe(
+                    operation,
+                    started,
+                    None,
+                    "timeout" if isinstance(exc, httpx.TimeoutException) else "connection",
+                )
                 logger.warning(
                     "flows %s failed (%s) in %.0f ms, attempt %d",
                     operation,
@@ -488,6 +495,7 @@ class FlowsClient:
                 ) from exc
 
             status = response.status_code
+            _observe(operation, started, status)
             level = (
                 logging.DEBUG
                 if status < 400
@@ -547,6 +555,16 @@ def backoff_delay(attempt: int, *, base: float, cap: float) -> float:
 def _segment(value: str) -> str:
     """An id as one path segment: nothing in it can reach another path."""
     return quote(str(value), safe="")
+
+
+def _observe(operation: str, started: float, status: int | None, error: str | None = None) -> None:
+    """Count one attempt for Prometheus, labelled by the operation (a path template, never a
+    URL with ids). Imported at the call: importing the client needs no Django settings."""
+    from config import metrics
+
+    metrics.flows_api_attempt(
+        operation, seconds=time.monotonic() - started, status=status, error=error
+    )
 
 
 def _ms_since(started: float) -> float:

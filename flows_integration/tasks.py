@@ -1,7 +1,11 @@
 """Celery tasks of the integration: thin, idempotent, each calling one service."""
 
+import time
+
+import structlog
 from celery import shared_task
 
+from config import metrics
 from flows_integration import client as flows_client
 from flows_integration import services
 
@@ -16,17 +20,24 @@ from flows_integration import services
     max_retries=8,
 )
 def process_event(event_id: int) -> None:
+    structlog.contextvars.bind_contextvars(event_id=event_id)
     services.event_process(event_id)
 
 
 @shared_task(acks_late=True, time_limit=120)
 def refresh_run(flow_run_id: str) -> None:
+    structlog.contextvars.bind_contextvars(flow_run_id=flow_run_id)
     services.run_refresh(flow_run_id)
 
 
 @shared_task(time_limit=600, soft_time_limit=580)
 def reconcile() -> dict[str, int]:
+    started = time.monotonic()
     sync_pass = services.reconcile()
+    metrics.RECONCILE_DURATION.observe(time.monotonic() - started)
+    metrics.RECONCILE_RUNS.labels("checked").inc(sync_pass.runs_checked)
+    metrics.RECONCILE_RUNS.labels("changed").inc(sync_pass.runs_changed)
+    metrics.RECONCILE_RUNS.labels("failed").inc(sync_pass.runs_failed)
     return {
         "checked": sync_pass.runs_checked,
         "changed": sync_pass.runs_changed,

@@ -30,6 +30,7 @@ from django.test import Client
 from django.urls import NoReverseMatch, reverse
 from standardwebhooks import Webhook
 
+from config import health, logs
 from flows_engine import services as engine_services
 from flows_integration import client as flows_client
 from flows_integration import services as integration
@@ -126,6 +127,12 @@ class _Capture(logging.Handler):
             if name not in _RECORD_ATTRIBUTES and isinstance(value, str | dict | list | tuple)
         ]
         self.lines.append(" ".join([self.format(record), *extras]))
+        # ...and the line as production writes it: JSON with the bound context (request id,
+        # task, run id) that config/logs.py adds.
+        self.lines.append(_JSON.format(record))
+
+
+_JSON = logs.formatter("json")
 
 
 _RECORD_ATTRIBUTES = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message"}
@@ -428,6 +435,25 @@ def test_no_log_line_and_no_url_names_a_patient(
     # An admin: every admin page.
     ada = Browser(admin_user)
     assert _admin_pages(ada) > 10
+
+    # Request ids a client made up from the patient's data are not taken; the probes and the
+    # metrics (with the Run waiting in its queue) name nobody either.
+    settings.LOG_REQUESTS = True
+    settings.METRICS_TOKEN = "phi-test-metrics-token"
+    for made_up in (f"{FIRST_NAME}-{LAST_NAME}", MEMBER_ID, BORN, NOTE):
+        answer = alice.client.get(item_url, headers={"X-Request-ID": made_up})
+        assert not named(answer["X-Request-ID"])
+    for check in health.CACHED.values():
+        check.forget()
+    probes = [
+        Client().get("/healthz"),
+        Client().get("/readyz"),
+        Client().get("/metrics", headers={"Authorization": "Bearer phi-test-metrics-token"}),
+    ]
+    assert b"flowdesk_queue_items" in probes[2].content
+    assert [named(response.content.decode()) for response in probes] == [[], [], []]
+    assert any('"request_id"' in line for line in log_lines), "JSON lines with a request id"
+    assert any('"task"' in line for line in log_lines), "the tasks' context"
 
     # What was logged and requested: plenty, and none of it names the patient.
     assert any("clinical-review" in line or "flows " in line for line in log_lines)

@@ -1,0 +1,146 @@
+"""/healthz depends on nothing; /readyz names each dependency that fails (real unreachable ports
+and a deliberately faulty server, no mocks)."""
+
+import json
+import socket
+
+import pytest
+from django.db import connection
+from django.test import Client
+
+from config import health
+from flows_integration import client as flows_client
+from tests.flows_integration.faulty_server import CLIENT_ID, CLIENT_SECRET, FaultyServer, hang
+
+
+def closed_port() -> int:
+    """A port nothing listens on: bound, then released."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_healthz_answers_without_the_database():
+    # No db fixture: pytest-django refuses every query, as a database that is down would.
+    response = Client().get("/healthz", headers={"Host": "10.1.2.3:8000"})
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_healthz_refuses_other_methods():
+    assert Client().post("/healthz").status_code == 405
+
+
+def test_a_database_that_does_not_answer_fails_its_check(db):
+    """A PostgreSQL server on a port where none listens (the driver is installed either way)."""
+    import environ
+    from django.db.backends.postgresql.base import DatabaseWrapper
+
+    down = environ.Env.db_url_config(f"postgres://flowdesk@127.0.0.1:{closed_port()}/flowdesk")
+    wrapper = DatabaseWrapper({**connection.settings_dict, **down, "OPTIONS": {}}, alias="down")
+    check = health.database(wrapper)
+    assert not check.ok
+    assert check.detail == "OperationalError", check
+    wrapper.close()
+
+
+def test_migrations_are_applied_in_the_test_database(db):
+    assert health.migrations().ok
+
+
+def test_a_broker_that_does_not_answer_fails_its_check():
+    check = health.broker(f"redis://127.0.0.1:{closed_port()}/12", timeout=0.5)
+    assert not check.ok
+    assert "Error" in check.detail
+
+
+def test_a_flows_api_that_does_not_answer_fails_its_check(settings):
+    settings.FLOWS_CLIENT_ID, settings.FLOWS_CLIENT_SECRET = CLIENT_ID, CLIENT_SECRET
+    check = health.flows(f"http://127.0.0.1:{closed_port()}", timeout=0.5)
+    assert not check.ok
+    assert "was not sent" in check.detail
+
+
+def test_a_flows_api_that_hangs_fails_within_the_timeout(settings):
+    settings.FLOWS_CLIENT_ID, settings.FLOWS_CLIENT_SECRET = CLIENT_ID, CLIENT_SECRET
+    with FaultyServer() as server:
+        server.always("GET /v1/flow-runs/", hang(3))
+        check = health.flows(server.url, timeout=0.3)
+    assert not check.ok
+    assert check.ms < 2000
+
+
+def test_the_flows_check_asks_only_get_run_and_takes_its_404(settings):
+    settings.FLOWS_CLIENT_ID, settings.FLOWS_CLIENT_SECRET = CLIENT_ID, CLIENT_SECRET
+    with FaultyServer() as server:
+        check = health.flows(server.url, timeout=1)
+        routes = [request.route for request in server.requests]
+    assert check.ok, check.detail
+    assert routes == ["POST /oauth/token", f"GET /v1/flow-runs/{health.PROBE_RUN_ID}"]
+
+
+def test_a_cached_check_is_asked_once_per_period():
+    calls = []
+
+    def run() -> health.Check:
+        calls.append(1)
+        return health.Check(True)
+
+    cached = health.CachedCheck(run)
+    assert cached.result(ttl=60, timeout=5).ok
+    for _ in range(20):
+        assert cached.result(ttl=60, timeout=5).cached
+    assert len(calls) == 1
+
+
+@pytest.fixture
+def fresh_checks():
+    for check in health.CACHED.values():
+        check.forget()
+    flows_client.reset_client()
+    yield
+    for check in health.CACHED.values():
+        check.forget()
+
+
+def test_readyz_reports_every_failing_dependency_with_503(db, settings, fresh_checks):
+    settings.READYZ_REQUIRED = ["database", "migrations", "broker", "flows"]
+    settings.FLOWS_API_URL = f"http://127.0.0.1:{closed_port()}"
+    settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{closed_port()}/12"
+    response = Client().get("/readyz", headers={"Host": "10.1.2.3"})
+    assert response.status_code == 503
+    body = json.loads(response.content)
+    assert body["status"] == "not ready"
+    assert body["checks"]["database"]["ok"] is True
+    assert body["checks"]["migrations"]["ok"] is True
+    assert body["checks"]["broker"]["ok"] is False
+    assert body["checks"]["flows"]["ok"] is False
+
+
+def test_readyz_is_ready_when_everything_answers(flows_api, fresh_checks):
+    response = Client().get("/readyz")
+    body = response.json()
+    assert response.status_code == 200, body
+    assert {name for name, check in body["checks"].items() if check["ok"]} == {
+        "database",
+        "migrations",
+        "broker",
+        "flows",
+    }
+    # The next probe is answered from the cached outcome of the outside services.
+    again = Client().get("/readyz").json()["checks"]
+    assert again["flows"]["cached"] and again["broker"]["cached"]
+    assert again["database"]["ms"] < 50
+
+
+def test_by_default_a_flows_outage_is_reported_not_counted(db, settings, fresh_checks):
+    """Staff keep working while Sohar is down (the outbox holds their answers): an outage must
+    not take every web process out of the load balancer."""
+    settings.FLOWS_API_URL = f"http://127.0.0.1:{closed_port()}"
+    response = Client().get("/readyz")
+    assert response.status_code == 200
+    assert response.json()["checks"]["flows"] == {
+        **response.json()["checks"]["flows"],
+        "ok": False,
+        "required": False,
+    }
