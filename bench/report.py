@@ -138,3 +138,133 @@ def _fmt(value: float, unit: str) -> str:
 
 def utc_stamp(moment: datetime) -> str:
     return moment.strftime("%Y%m%dT%H%M%SZ")
+
+
+# --- The summary table in BENCHMARKS.md ------------------------------------------------------
+
+SUMMARY_START = "<!-- summary:start -->"
+SUMMARY_END = "<!-- summary:end -->"
+SUMMARY_PATH = BASE_DIR / "BENCHMARKS.md"
+
+# DESIGN.md's performance targets, by scenario and metric key: (comparison, bound).
+TARGETS: dict[str, dict[str, tuple[str, float]]] = {
+    "webhooks": {"webhook_p99_50rps": ("<", 250)},
+    "reconcile": {
+        "pass1_db_ms": ("<", 2000),
+        "pass1_mirror_db_ms": ("<", 1000),
+        "pass2_rows": ("==", 0),
+    },
+    "queue": {
+        **{
+            f"{view}_p95_ms": ("<", 100)
+            for view in ("default", "filtered", "search", "page50", "default_supervisor")
+        },
+        **{f"frag_{name}_p95_ms": ("<", 100) for name in ("rows", "claim", "form", "release")},
+        "visible_p95_ms": ("<", 1000),
+        "submit_p95_ms": ("<", 1000),
+        "web_rss_mb": ("<", 150),
+        "worker_rss_mb": ("<", 250),
+    },
+    "dashboard": {"dashboard_p95_ms": ("<", 300), "fragment_p95_ms": ("<", 300)},
+    "staff": {
+        "errors": ("==", 0),
+        "failed_requests": ("==", 0),
+        "lost": ("==", 0),
+        "duplicated": ("==", 0),
+    },
+    "burst": {
+        "burst_5xx": ("==", 0),
+        "burst_not_stored": ("==", 0),
+        "burst_visible_s": ("<", 30),
+    },
+}
+
+
+def target_met(op: str, bound: float, value: float) -> bool:
+    return {"<": value < bound, "<=": value <= bound, "==": value == bound, ">=": value >= bound}[
+        op
+    ]
+
+
+def latest_results(results_dir: Path = RESULTS_DIR, *, quick: bool = False) -> list[dict]:
+    """The newest result file of each scenario (full runs only, unless ``quick``), in the
+    order the scenarios were run."""
+    newest: dict[str, dict] = {}
+    for path in sorted(results_dir.glob("*.json")):  # names start with a UTC timestamp
+        try:
+            body = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if not isinstance(body, dict) or "scenario" not in body:
+            continue
+        if body.get("quick") and not quick:
+            continue
+        body["_file"] = path.name
+        newest[body["scenario"]] = body
+    return sorted(newest.values(), key=lambda b: (b.get("started_at", ""), b["scenario"]))
+
+
+def summary_table(results: list[dict]) -> str:
+    """A Markdown table: every figure that has a same-run baseline or a target, with both."""
+    lines = [
+        "| scenario | figure | value | baseline (same run) | ratio | target | met | run |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for body in results:
+        name = body["scenario"]
+        metrics = body["outcome"]["metrics"]
+        by_key = {m["key"]: m for m in metrics}
+        targets = TARGETS.get(name, {})
+        load = body.get("machine", {}).get("loadavg") or [0.0]
+        run = (
+            f"{body.get('started_at', '')[:16].replace('T', ' ')}, load {load[0]:.1f}"
+            f"{', quick' if body.get('quick') else ''}"
+        )
+        for m in metrics:
+            target = targets.get(m["key"])
+            if m.get("baseline") is None and target is None:
+                continue
+            base = by_key.get(m["baseline"]) if m.get("baseline") else None
+            ratio = (
+                f"{m['value'] / base['value']:.2f}x" if base is not None and base["value"] else ""
+            )
+            met = ""
+            if target is not None:
+                met = "yes" if target_met(target[0], target[1], m["value"]) else "**no**"
+            lines.append(
+                "| "
+                + " | ".join(
+                    [
+                        f"`{name}`",
+                        m["label"],
+                        _fmt(m["value"], m["unit"]),
+                        f"{_fmt(base['value'], base['unit'])} ({base['label']})" if base else "",
+                        ratio,
+                        f"{target[0]} {target[1]:g} {m['unit']}" if target else "",
+                        met,
+                        run,
+                    ]
+                ).replace("\n", " ")
+                + " |"
+            )
+    return "\n".join(lines)
+
+
+def summary_write(path: Path, results: list[dict], *, now: datetime) -> None:
+    """Rewrite what lies between the summary markers in ``path`` (Markdown), nothing else.
+    Refuses (ValueError) when the markers are missing, doubled or out of order."""
+    text = path.read_text()
+    if text.count(SUMMARY_START) != 1 or text.count(SUMMARY_END) != 1:
+        raise ValueError(f"{path} needs exactly one {SUMMARY_START} and one {SUMMARY_END}")
+    if text.index(SUMMARY_END) < text.index(SUMMARY_START):
+        raise ValueError(f"{SUMMARY_END} comes before {SUMMARY_START} in {path}")
+    head, rest = text.split(SUMMARY_START)
+    tail_ = rest.split(SUMMARY_END)[1]
+    files = ", ".join(f"`{b['_file']}`" for b in results if "_file" in b)
+    block = (
+        f"\n_Written by `python -m bench` at {now.strftime('%Y-%m-%d %H:%M')} UTC from the "
+        f"newest result of each scenario in `bench/results/` ({files or 'none'}). Each figure "
+        "stands next to the baseline measured in the same run; ratios compare those two only._"
+        f"\n\n{summary_table(results)}\n"
+    )
+    path.write_text(head + SUMMARY_START + block + SUMMARY_END + tail_)

@@ -185,7 +185,7 @@ def _world(
         manage(env, log_dir, "migrate", "--noinput")
         manage(env, log_dir, "load_demo", "--base-url", base_url, "--demo")
         bus.flushdb()
-        _start_web(world, port)
+        start_web(world, port)
         if config.worker:
             start_worker(world)
         yield world
@@ -329,7 +329,7 @@ def _spawn(world: World, name: str, command: list[str]) -> Process:
     return process
 
 
-def _start_web(world: World, port: int) -> None:
+def start_web(world: World, port: int) -> None:
     config = world.config
     _spawn(
         world,
