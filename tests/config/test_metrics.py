@@ -6,6 +6,7 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from django.test import Client
 from django.utils import timezone
@@ -145,3 +146,38 @@ def test_multiprocess_mode_sums_every_process(tmp_path, token, db, settings):
     assert values[("flowdesk_leases_expired_total", ())] == 3
     assert ("flowdesk_queue_items", ()) not in values  # no queue: no series, and no error
     assert values[("flowdesk_database_up", ())] == 1
+
+
+def test_a_worker_serves_its_own_counters_under_the_token(token, db):
+    """``METRICS_WORKER_PORT``: a worker's tasks count (a reconcile pass, expired leases) and its
+    own endpoint serves them, without the database's gauges, which are the web's to serve."""
+    from config import scrape
+    from flows_integration import tasks as integration_tasks
+    from reviewqueue import tasks as review_tasks
+
+    passes = _count(metrics.RECONCILE_DURATION)
+    assert integration_tasks.reconcile()["checked"] == 0  # no Run to ask about: no Flows API
+    assert review_tasks.expire_leases() == 0
+    assert _count(metrics.RECONCILE_DURATION) == passes + 1
+
+    server = scrape.worker_serve(0, "127.0.0.1")
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/metrics"
+        assert httpx.get(url, timeout=5).status_code == 401
+        answer = httpx.get(url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5)
+        assert answer.status_code == 200
+        names = {family.name for family in text_string_to_metric_families(answer.text)}
+        assert {"flowdesk_reconcile_duration_seconds", "flowdesk_leases_expired"} <= names
+        assert "flowdesk_database_up" not in names
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _count(histogram) -> float:
+    return next(
+        sample.value
+        for family in histogram.collect()
+        for sample in family.samples
+        if sample.name.endswith("_count")
+    )
