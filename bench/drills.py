@@ -54,22 +54,19 @@ from bench import report
 from bench.measure import BenchError, wait_until
 from bench.registry import Context
 from bench.stack import (
-    ENGINE_QUEUE,
     Engine,
     bench_urls,
     engine_client,
     engine_database,
     engine_env,
+    engine_start,
     free_port,
     spawn,
-    worker_command,
 )
 from bench.world import (
     PYTHON,
-    READY_TIMEOUT,
     World,
     WorldConfig,
-    manage,
     provision,
     start_web,
     start_worker,
@@ -320,7 +317,10 @@ def drill_world(name: str, services: Services, *, short: bool, keep: bool) -> It
                 "CELERY_BROKER_URL": ENGINE_BROKER_URL,
             }  # fmt: skip
             with engine_database(ENGINE_DATABASE_URL, engine.env, world.log_dir):
-                _engine_start(world, engine, port, hooks_url=f"{hooks.url}/flows/webhooks/")
+                engine_start(
+                    world, engine, port, webhook_secret=WEBHOOK_SECRET,
+                    hooks_url=f"{hooks.url}/flows/webhooks/",
+                )  # fmt: skip
                 spawn(world, "beat", _beat_command(world), world.env)
                 world.manage("load_templates")
                 yield Drill(world, engine, api, hooks, services, short)
@@ -334,35 +334,6 @@ def _beat_command(world: World) -> list[str]:
         PYTHON, "-m", "celery", "-A", "config", "beat", "--loglevel=WARNING",
         "-s", str(world.log_dir / "celerybeat-schedule"),
     ]  # fmt: skip
-
-
-def _engine_start(world: World, engine: Engine, port: int, *, hooks_url: str) -> None:
-    manage(engine.env, world.log_dir, "engine_webhook_add", hooks_url,
-           "--environment", "sandbox", "--secret", WEBHOOK_SECRET)  # fmt: skip
-    spawn(
-        world,
-        "engine-web",
-        [
-            PYTHON, "-m", "gunicorn", "config.wsgi:application", "-k", "gthread",
-            "--workers", "1", "--threads", "8", "--bind", f"127.0.0.1:{port}",
-            "--log-level", "warning", "--graceful-timeout", "5",
-            "--access-logfile", str(world.log_dir / "engine-access.log"),
-            "--access-logformat", "%(m)s %(U)s %(s)s",
-        ],
-        engine.env,
-    )  # fmt: skip
-    spawn(world, "engine-worker",
-          worker_command(world, f"drill-{world.name}-engine", queue=ENGINE_QUEUE),
-          engine.env)  # fmt: skip
-
-    def answers() -> bool:
-        try:
-            return httpx.get(f"{engine.base_url}/openapi.json", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_until(answers, timeout=READY_TIMEOUT, what="the engine", interval=0.2,
-               alive=world.check_alive)  # fmt: skip
 
 
 # --- Staff, as a browser ---------------------------------------------------------------------

@@ -21,11 +21,11 @@ from bench.world import (
     READY_TIMEOUT,
     Process,
     World,
+    database_create,
+    database_drop,
     file_lock,
     manage,
 )
-from bench.world import _database_create as database_create  # noqa: PLC2701
-from bench.world import _database_drop as database_drop  # noqa: PLC2701
 
 ENGINE_QUEUE = "engine"  # bench/engine_settings.py
 ENGINE_CLIENT = ("demo-sandbox", "demo-sandbox-secret")
@@ -122,11 +122,14 @@ def engine_database(database_url: str, env: dict[str, str], log_dir: Path) -> It
             database_drop(database_url)
 
 
-def engine_start(world: World, engine: Engine, port: int, *, webhook_secret: str) -> None:
+def engine_start(
+    world: World, engine: Engine, port: int, *, webhook_secret: str, hooks_url: str | None = None
+) -> None:
     """The engine's gunicorn (its access log is the engine's record of every Update Run) and
-    its worker; its webhooks go to the world's receiver."""
+    its worker; its webhooks go to ``hooks_url``, by default the world's receiver."""
+    hooks_url = hooks_url or f"{world.base_url}/flows/webhooks/"
     manage(
-        engine.env, world.log_dir, "engine_webhook_add", f"{world.base_url}/flows/webhooks/",
+        engine.env, world.log_dir, "engine_webhook_add", hooks_url,
         "--environment", "sandbox", "--secret", webhook_secret,
     )  # fmt: skip
     spawn(

@@ -181,7 +181,7 @@ def _world(
     )
     failed = True
     try:
-        _database_create(database_url)
+        database_create(database_url)
         manage(env, log_dir, "migrate", "--noinput")
         manage(env, log_dir, "load_demo", "--base-url", base_url, "--demo")
         bus.flushdb()
@@ -200,7 +200,7 @@ def _world(
             print(f"   logs kept in {log_dir}; database {database_url} kept", file=sys.stderr)
         else:
             _flush(broker_url)
-            _database_drop(database_url)
+            database_drop(database_url)
             shutil.rmtree(log_dir, ignore_errors=True)
 
 
@@ -271,7 +271,7 @@ def _maintenance_url(database_url: str) -> tuple[str, str]:
     return urlunsplit(parts._replace(path="/postgres")), parts.path.lstrip("/")
 
 
-def _database_create(database_url: str) -> None:
+def database_create(database_url: str) -> None:
     url, db_name = _maintenance_url(database_url)
     with psycopg.connect(url, autocommit=True) as conn:
         name = sql.Identifier(db_name)
@@ -279,7 +279,7 @@ def _database_create(database_url: str) -> None:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
 
 
-def _database_drop(database_url: str) -> None:
+def database_drop(database_url: str) -> None:
     url, db_name = _maintenance_url(database_url)
     with psycopg.connect(url, autocommit=True) as conn:
         name = sql.Identifier(db_name)

@@ -39,7 +39,8 @@ from bench import queue_data
 from bench.measure import BenchError, percentile, process_tree, rss_mb
 from bench.queue_data import DataSizes
 from bench.registry import Context, Metric, Outcome, scenario
-from bench.scenarios.queue import _bench_urls, _client
+from bench.scenarios.queue import _client
+from bench.stack import bench_urls
 from bench.world import (
     BASE_DIR,
     PYTHON,
@@ -89,7 +90,7 @@ def dashboard(ctx: Context) -> Outcome:
     run_url = queue_data.with_name(base_url, f"{base}_run")
     details: dict[str, Any] = {"warnings": [], "loadavg": {}}
     lock = file_lock(f"dashboard-{base}", what="another dashboard benchmark held the lock")
-    with lock, _bench_urls(base_url, broker_url):
+    with lock, bench_urls(base_url, broker_url):
         details["cache"] = _cache_ensure(ctx, sizes, cache_url)
         began = time.monotonic()
         queue_data.database_create(run_url, template=cache_url)

@@ -40,7 +40,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -53,6 +52,7 @@ from bench.measure import BenchError, CpuMeter, percentile, wait_until
 from bench.queue_data import DataSizes
 from bench.queue_django import CLINICAL_DRAFT
 from bench.registry import Context, Metric, Outcome, scenario
+from bench.stack import bench_urls
 from bench.world import (
     BASE_DIR,
     PYTHON,
@@ -141,7 +141,7 @@ def queue(ctx: Context) -> Outcome:
     run_url = queue_data.with_name(base_url, f"{base}_run")
     details: dict[str, Any] = {"warnings": [], "loadavg": {}}
 
-    with _lock(base_url), _bench_urls(base_url, broker_url):
+    with _lock(base_url), bench_urls(base_url, broker_url):
         details["cache"] = _cache_ensure(ctx, sizes, cache_url)
         began = time.monotonic()
         queue_data.database_create(run_url, template=cache_url)
@@ -694,23 +694,6 @@ def _cache_ensure(ctx: Context, sizes: Sizes, cache_url: str) -> dict[str, Any]:
     }
     queue_data.label_set(cache_url, label)
     return {**label, "reused": False}
-
-
-@contextlib.contextmanager
-def _bench_urls(database_url: str, broker_url: str) -> Iterator[None]:
-    """``provision()`` reads its database and broker from the environment: point it at this
-    scenario's own (so it neither waits for nor drops another scenario's), then put them back."""
-    saved = {k: os.environ.get(k) for k in ("BENCH_DATABASE_URL", "BENCH_BROKER_URL")}
-    os.environ["BENCH_DATABASE_URL"] = database_url
-    os.environ["BENCH_BROKER_URL"] = broker_url
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def _lock(database_url: str) -> contextlib.AbstractContextManager[None]:
