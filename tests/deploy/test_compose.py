@@ -104,3 +104,31 @@ def test_docker_compose_config_refuses_a_missing_secret():
     )
     assert result.returncode != 0
     assert "SECRET_KEY" in result.stderr
+
+
+def test_the_engine_override_points_flowdesk_at_the_engine():
+    """compose.engine.yaml, merged by Compose itself: Flowdesk's processes run against the
+    engine's sandbox over plain HTTP (development mode, DEBUG still off); production stays as
+    compose.yaml says when the override is not given."""
+    command = _compose_command()
+    if command is None:
+        pytest.skip("neither `docker compose` nor `docker-compose` is installed")
+    env = {"PATH": os.environ["PATH"], "COMPOSE_PROFILES": "engine", **REQUIRED}
+    result = subprocess.run(
+        [*command, "-f", str(COMPOSE), "-f", str(ROOT / "compose.engine.yaml"), "config"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    merged = yaml.safe_load(result.stdout)["services"]
+    for name in ("migrate", "web", "worker", "beat"):
+        environment = merged[name]["environment"]
+        assert environment["FLOWDESK_MODE"] == "development", name
+        assert environment["DEBUG"] == "false", name
+        assert environment["FLOWS_API_URL"] == "http://engine:8000/flows-api", name
+        assert environment["FLOWS_WEBHOOK_EVENT_TYPES"] == "sandbox.flow.updated", name
+        assert environment["ALLOWED_HOSTS"].split(",")[0] == "web", name
+    assert "engine" in merged["web"]["depends_on"]
