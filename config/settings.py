@@ -194,6 +194,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env_int("DATABASE_CONN_MAX_AGE", 60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # An unreachable server fails a request (and /readyz) in seconds, not after the system's
+    # TCP timeout of minutes with a thread held. ``?connect_timeout=`` in DATABASE_URL wins.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", env_int("DATABASE_CONNECT_TIMEOUT", 5)
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Limits on what one request may bring (docs/security.md, "Limits on input"): 1 MiB of body
 # outside file uploads (the engine's API answers 413 past it) and 1,000 form fields.

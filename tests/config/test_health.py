@@ -2,7 +2,11 @@
 and a deliberately faulty server, no mocks)."""
 
 import json
+import os
 import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -11,6 +15,8 @@ from django.test import Client
 from config import health
 from flows_integration import client as flows_client
 from tests.flows_integration.faulty_server import CLIENT_ID, CLIENT_SECRET, FaultyServer, hang
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def closed_port() -> int:
@@ -42,6 +48,38 @@ def test_a_database_that_does_not_answer_fails_its_check(db):
     assert not check.ok
     assert check.detail == "OperationalError", check
     wrapper.close()
+
+
+def test_a_database_server_that_never_answers_fails_within_the_connect_timeout():
+    """A port that accepts connections and then says nothing (a hung server, a black-holed
+    proxy): PostgreSQL settings give up after DATABASE_CONNECT_TIMEOUT, not the system's minutes."""
+    code = (
+        "import time; from django.conf import settings; from config import health; "
+        "started = time.monotonic(); check = health.database(); "
+        "print(settings.DATABASES['default']['OPTIONS']['connect_timeout'], check.ok, "
+        "round(time.monotonic() - started))"
+    )
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "DATABASE_URL": f"postgres://flowdesk@127.0.0.1:{silent.getsockname()[1]}/flowdesk",
+            "DATABASE_CONNECT_TIMEOUT": "2",
+        }
+        answer = subprocess.run(
+            [sys.executable, "-c", f"import django; django.setup(); {code}"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
+        )
+    assert answer.returncode == 0, answer.stderr
+    timeout, ok, seconds = answer.stdout.split()
+    assert (timeout, ok) == ("2", "False")
+    assert 2 <= int(seconds) < 30  # not the minutes of a TCP timeout
 
 
 def test_migrations_are_applied_in_the_test_database(db):
