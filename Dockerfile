@@ -50,6 +50,6 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
 # further options from GUNICORN_CMD_ARGS (`--timeout 60`). gthread: a slow call to the Flows API
 # holds one thread, not a whole process, and the embedded engine (when on) can answer a request
 # that this same server makes.
-# The access log names the path without its query string (%(U)s, not the request line %(r)s): a
-# query string can carry what someone typed, and no log line may carry patient data.
-CMD ["python", "-m", "gunicorn", "config.wsgi:application", "-k", "gthread", "--threads", "8", "--access-logfile", "-", "--access-logformat", "%(h)s %(t)s \"%(m)s %(U)s\" %(s)s %(B)s %(M)sms"]
+# No gunicorn access log: Flowdesk logs each request itself, as JSON with its request id and the
+# URL pattern, never the path (a password-reset link carries its token there; LOG_REQUESTS).
+CMD ["python", "-m", "gunicorn", "config.wsgi:application", "-k", "gthread", "--threads", "8"]

@@ -35,3 +35,17 @@ def client_ip(request: HttpRequest) -> str | None:
         return str(ipaddress.ip_address(candidate))
     except ValueError:
         return remote
+
+
+def from_this_machine(request: HttpRequest) -> bool:
+    """Whether ``request`` came over a connection from this machine itself, through no proxy
+    (which would connect from here on anyone's behalf): never decided by a header a client can
+    write. For what is answered without a token in development (``/metrics``, ``/readyz``'s
+    details)."""
+    forwarded = ("X-Forwarded-For", "Forwarded", "X-Real-IP")
+    if any(name in request.headers for name in forwarded):
+        return False
+    try:
+        return ipaddress.ip_address(request.META.get("REMOTE_ADDR", "")).is_loopback
+    except ValueError:
+        return False

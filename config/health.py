@@ -118,7 +118,16 @@ def broker(url: str | None = None, timeout: float | None = None) -> Check:
     def check() -> str | None:
         if target.startswith("filesystem:"):
             return "ok (file-system broker)"
-        with kombu.Connection(target, connect_timeout=wait) as conn:
+        # Redis reads its socket timeouts from the transport options (it ignores
+        # connect_timeout); AMQP its read and write timeouts. Without them a server that
+        # accepts and then says nothing would hold the check for good.
+        options = {
+            "socket_timeout": wait,
+            "socket_connect_timeout": wait,
+            "read_timeout": wait,
+            "write_timeout": wait,
+        }
+        with kombu.Connection(target, connect_timeout=wait, transport_options=options) as conn:
             # One attempt: kombu's retries would outlast the probe.
             conn.ensure_connection(max_retries=1, interval_start=0)
             conn.default_channel  # noqa: B018 - opens the channel (Redis: a PING)
@@ -162,13 +171,15 @@ def _probe_client(url: str | None, timeout: float | None) -> flows_client.FlowsC
                 connect_timeout=wait,
                 read_timeout=wait,
                 max_retries=0,
+                counted=False,
             )
         return client
 
 
 class CachedCheck:
     """A check run in the background at most every ``ttl`` seconds; readers get the last outcome
-    at once. Until the first outcome exists a reader waits for it, ``timeout`` at most."""
+    at once. Until the first outcome exists a reader waits for it, ``timeout`` at most; a check
+    still running after ``timeout`` is reported as failing, never as its last, stale outcome."""
 
     _pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="readyz")
 
@@ -178,13 +189,18 @@ class CachedCheck:
         self._last: Check | None = None
         self._at = 0.0
         self._pending: Future[Check] | None = None
+        self._started = 0.0
 
     def result(self, *, ttl: float, timeout: float) -> Check:
+        now = time.monotonic()
         with self._lock:
-            fresh = self._last is not None and time.monotonic() - self._at < ttl
+            fresh = self._last is not None and now - self._at < ttl
             if not fresh and self._pending is None:
                 self._pending = self._pool.submit(self._refresh)
-            last, pending = self._last, self._pending
+                self._started = now
+            last, pending, started = self._last, self._pending, self._started
+        if pending is not None and now - started > timeout:
+            return Check(False, f"no answer within {timeout:g} s")
         if last is not None:
             return Check(last.ok, last.detail, last.ms, cached=True)
         assert pending is not None

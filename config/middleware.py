@@ -161,8 +161,9 @@ def request_id(get_response: Callable[[HttpRequest], HttpResponse]) -> Callable:
     """A request id for every request (config/logs.py): the proxy's when it looks like one,
     else a new one; bound to every log line written while serving the request, sent along with
     the tasks it queues, and returned as ``X-Request-ID``. With ``LOG_REQUESTS``, one line per
-    request: method, path (never the query string, which can carry what someone typed), status
-    and duration."""
+    request: method, route, status and duration. The route is the URL pattern, never the path:
+    a path can carry a secret (a password-reset link's token) and the query string what
+    someone typed."""
 
     def middleware(request: HttpRequest) -> HttpResponse:
         header = settings.REQUEST_ID_HEADER
@@ -181,7 +182,7 @@ def request_id(get_response: Callable[[HttpRequest], HttpResponse]) -> Callable:
                     logging.DEBUG if request.path_info in PROBE_PATHS else logging.INFO,
                     "request",
                     method=request.method,
-                    path=request.path,
+                    route=_route(request),
                     status=response.status_code,
                     duration_ms=round((time.monotonic() - started) * 1000, 1),
                 )
@@ -190,6 +191,17 @@ def request_id(get_response: Callable[[HttpRequest], HttpResponse]) -> Callable:
             structlog.contextvars.clear_contextvars()
 
     return middleware
+
+
+def _route(request: HttpRequest) -> str:
+    """The URL pattern a request matched (``/items/<int:pk>/claim/``), ``/healthz`` and the
+    like for the probes, or ``(unmatched)`` for a 404."""
+    if request.path_info in PROBE_PATHS:
+        return request.path_info
+    match = getattr(request, "resolver_match", None)
+    if match is None:
+        return "(unmatched)"
+    return f"{request.path[: len(request.path) - len(request.path_info)]}/{match.route}"
 
 
 def probes(get_response: Callable[[HttpRequest], HttpResponse]) -> Callable:

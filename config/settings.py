@@ -194,11 +194,20 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env_int("DATABASE_CONN_MAX_AGE", 60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-    # An unreachable server fails a request (and /readyz) in seconds, not after the system's
-    # TCP timeout of minutes with a thread held. ``?connect_timeout=`` in DATABASE_URL wins.
-    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
-        "connect_timeout", env_int("DATABASE_CONNECT_TIMEOUT", 5)
-    )
+    # A server that cannot be reached, or stops answering on an open connection (a network
+    # partition), fails a request and /readyz in seconds, not after the system's TCP timeouts
+    # of minutes with a thread held: libpq's connect timeout, TCP keepalives on idle
+    # connections, and a limit on data left unacknowledged. The URL's own parameters win.
+    _database_options = DATABASES["default"].setdefault("OPTIONS", {})
+    for _option, _default in {
+        "connect_timeout": env_int("DATABASE_CONNECT_TIMEOUT", 5),
+        "keepalives": 1,
+        "keepalives_idle": 30,
+        "keepalives_interval": 10,
+        "keepalives_count": 3,
+        "tcp_user_timeout": 30_000,  # ms
+    }.items():
+        _database_options.setdefault(_option, _default)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Limits on what one request may bring (docs/security.md, "Limits on input"): 1 MiB of body
 # outside file uploads (the engine's API answers 413 past it) and 1,000 form fields.
@@ -524,5 +533,9 @@ METRICS_WORKER_ADDRESS = env_str("METRICS_WORKER_ADDRESS") or "0.0.0.0"
 # prometheus-client's multiprocess mode: a folder all processes of one host (or container)
 # share and that is emptied before they start. Read by prometheus-client itself at import.
 PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR") or ""
+if PROMETHEUS_MULTIPROC_DIR:
+    # prometheus-client fails every metric's creation when it is missing (a volume mounted over
+    # /app/var, an emptyDir under a read-only root file system).
+    Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
 if METRICS_WORKER_PORT and not METRICS_TOKEN:
     raise ImproperlyConfigured("METRICS_WORKER_PORT needs METRICS_TOKEN")

@@ -4,14 +4,12 @@
 validation, sessions and sign-in; the URLconf lists them too, for ``reverse()``.
 """
 
-import ipaddress
-
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
 
 from config import health, scrape
 from config import metrics as prom
-from config.client_ip import client_ip
+from config.client_ip import from_this_machine
 
 
 @require_GET
@@ -24,20 +22,25 @@ def healthz(request: HttpRequest) -> HttpResponse:
 @require_GET
 def readyz(request: HttpRequest) -> HttpResponse:
     """Readiness: the database answers, its migrations are applied, the broker and the Flows
-    API are reachable (config/health.py); 503 when one in ``READYZ_REQUIRED`` is not."""
+    API are reachable (config/health.py); 503 when one in ``READYZ_REQUIRED`` is not. What each
+    check found only to this machine or a scraper with the metrics token: the probe is public,
+    and "Flows answered 403" is not for everyone."""
     ready, checks = health.readiness()
-    return JsonResponse(
-        {"status": "ready" if ready else "not ready", "checks": checks},
-        status=200 if ready else 503,
-        headers={"Cache-Control": "no-store"},
-    )
+    body: dict[str, object] = {"status": "ready" if ready else "not ready"}
+    if from_this_machine(request) or prom.authorized(
+        request.headers.get("Authorization"), local=False
+    ):
+        body["checks"] = checks
+    return JsonResponse(body, status=200 if ready else 503, headers={"Cache-Control": "no-store"})
 
 
 @require_GET
 def metrics(request: HttpRequest) -> HttpResponse:
     """Prometheus's scrape: ``Authorization: Bearer <METRICS_TOKEN>``; without a token set, 404
     (development: answered to this machine only)."""
-    allowed = prom.authorized(request.headers.get("Authorization"), local=_local(request))
+    allowed = prom.authorized(
+        request.headers.get("Authorization"), local=from_this_machine(request)
+    )
     if allowed is None:
         return HttpResponse("Not found\n", status=404, content_type="text/plain")
     if not allowed:
@@ -49,14 +52,6 @@ def metrics(request: HttpRequest) -> HttpResponse:
         content_type=scrape.CONTENT_TYPE_LATEST,
         headers={"Cache-Control": "no-store"},
     )
-
-
-def _local(request: HttpRequest) -> bool:
-    address = client_ip(request)
-    try:
-        return address is not None and ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False
 
 
 @require_GET

@@ -219,8 +219,12 @@ class FlowsClient:
         backoff_base: float = 0.5,
         backoff_cap: float = 8.0,
         transport: httpx.BaseTransport | None = None,
+        counted: bool = True,
     ) -> None:
         self._credentials = {"client_id": client_id, "client_secret": client_secret}
+        # Whether calls count in the Flows API metrics: the readiness probe's do not, or its
+        # calls would make up most of the error rate and latency when staff are few.
+        self.counted = counted
         self.max_retries = max(0, max_retries)
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
@@ -466,14 +470,14 @@ class FlowsClient:
                 if not self._http.is_closed:
                     raise
                 # Closed under our feet (reset_client() in another thread): nothing was sent.
-                _observe(operation, started, None, "closed")
+                self._observe(operation, started, None, "closed")
                 raise TransientFlowsError(f"{operation} was not sent (client closed)") from exc
             except _OUR_FAULT as exc:
                 raise FlowsError(f"{operation}: request refused by httpx: {exc}") from exc
             except httpx.TransportError as exc:
                 sent = not isinstance(exc, _NOT_SENT)
                 kind = type(exc).__name__
-                _observe(
+                self._observe(
                     operation,
                     started,
                     None,
@@ -495,7 +499,7 @@ class FlowsClient:
                 ) from exc
 
             status = response.status_code
-            _observe(operation, started, status)
+            self._observe(operation, started, status)
             level = (
                 logging.DEBUG
                 if status < 400
@@ -521,6 +525,19 @@ class FlowsClient:
                 time.sleep(wait)
                 continue
             return response
+
+    def _observe(
+        self, operation: str, started: float, status: int | None, error: str | None = None
+    ) -> None:
+        """Count one attempt for Prometheus, labelled by the operation (a path template, never
+        a URL with ids). Imported at the call: importing the client needs no Django settings."""
+        if not self.counted:
+            return
+        from config import metrics
+
+        metrics.flows_api_attempt(
+            operation, seconds=time.monotonic() - started, status=status, error=error
+        )
 
     def _backoff(self, attempt: int) -> float:
         return backoff_delay(attempt, base=self.backoff_base, cap=self.backoff_cap)
@@ -555,16 +572,6 @@ def backoff_delay(attempt: int, *, base: float, cap: float) -> float:
 def _segment(value: str) -> str:
     """An id as one path segment: nothing in it can reach another path."""
     return quote(str(value), safe="")
-
-
-def _observe(operation: str, started: float, status: int | None, error: str | None = None) -> None:
-    """Count one attempt for Prometheus, labelled by the operation (a path template, never a
-    URL with ids). Imported at the call: importing the client needs no Django settings."""
-    from config import metrics
-
-    metrics.flows_api_attempt(
-        operation, seconds=time.monotonic() - started, status=status, error=error
-    )
 
 
 def _ms_since(started: float) -> float:

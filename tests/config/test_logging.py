@@ -83,3 +83,18 @@ def test_the_request_id_reaches_a_task_on_a_real_worker(celery_worker):
     assert context["task"] == "tests.config.test_logging.remember_context"
     # The publishing thread's context ends with its request.
     assert logs.bound_request_id() is None
+
+
+def test_a_request_line_names_the_route_never_the_path(db, settings, caplog):
+    """A password-reset link carries its token in the path: the request line must not."""
+    settings.LOG_REQUESTS = True
+    token_path = "/accounts/password/reset/MQ/set-password-token-0123456789/"
+    with caplog.at_level(logging.INFO, logger="flowdesk.request"):
+        Client().get(token_path)
+        Client().get("/no/such/page/")
+    lines = [record.msg for record in caplog.records if record.name == "flowdesk.request"]
+    assert [line["route"] for line in lines] == [
+        "/accounts/password/reset/<uidb64>/<token>/",
+        "(unmatched)",
+    ]
+    assert "set-password-token" not in caplog.text

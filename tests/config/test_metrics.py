@@ -181,3 +181,15 @@ def _count(histogram) -> float:
         for sample in family.samples
         if sample.name.endswith("_count")
     )
+
+
+def test_without_a_token_only_this_machine_itself_reads_them(db, settings):
+    """Development: no token, answered to a connection from this machine; not to a header
+    claiming it, nor through a proxy here."""
+    settings.METRICS_TOKEN = ""
+    assert Client().get("/metrics").status_code == 200
+    spoofed = Client(REMOTE_ADDR="10.0.0.9").get(
+        "/metrics", headers={"X-Forwarded-For": "127.0.0.1"}
+    )
+    assert spoofed.status_code == 404
+    assert Client().get("/metrics", headers={"X-Forwarded-For": "10.0.0.9"}).status_code == 404
