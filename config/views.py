@@ -4,6 +4,7 @@
 validation, sessions and sign-in; the URLconf lists them too, for ``reverse()``.
 """
 
+from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
 
@@ -27,9 +28,7 @@ def readyz(request: HttpRequest) -> HttpResponse:
     and "Flows answered 403" is not for everyone."""
     ready, checks = health.readiness()
     body: dict[str, object] = {"status": "ready" if ready else "not ready"}
-    if from_this_machine(request) or prom.authorized(
-        request.headers.get("Authorization"), local=False
-    ):
+    if _asked_here(request) or prom.authorized(request.headers.get("Authorization"), local=False):
         body["checks"] = checks
     return JsonResponse(body, status=200 if ready else 503, headers={"Cache-Control": "no-store"})
 
@@ -38,9 +37,7 @@ def readyz(request: HttpRequest) -> HttpResponse:
 def metrics(request: HttpRequest) -> HttpResponse:
     """Prometheus's scrape: ``Authorization: Bearer <METRICS_TOKEN>``; without a token set, 404
     (development: answered to this machine only)."""
-    allowed = prom.authorized(
-        request.headers.get("Authorization"), local=from_this_machine(request)
-    )
+    allowed = prom.authorized(request.headers.get("Authorization"), local=_asked_here(request))
     if allowed is None:
         return HttpResponse("Not found\n", status=404, content_type="text/plain")
     if not allowed:
@@ -52,6 +49,17 @@ def metrics(request: HttpRequest) -> HttpResponse:
         content_type=scrape.CONTENT_TYPE_LATEST,
         headers={"Cache-Control": "no-store"},
     )
+
+
+def _asked_here(request: HttpRequest) -> bool:
+    """From this machine's own connection, by a host name this site answers to: the probes skip
+    host validation, and a page on another site could otherwise have a browser here ask
+    (DNS rebinding) for what is answered without a token."""
+    try:
+        request.get_host()
+    except DisallowedHost:
+        return False
+    return from_this_machine(request)
 
 
 @require_GET

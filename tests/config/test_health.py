@@ -182,7 +182,11 @@ def test_readyz_reports_every_failing_dependency_with_503(db, settings, fresh_ch
     settings.READYZ_REQUIRED = ["database", "migrations", "broker", "flows"]
     settings.FLOWS_API_URL = f"http://127.0.0.1:{closed_port()}"
     settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{closed_port()}/12"
-    response = Client().get("/readyz", headers={"Host": "10.1.2.3"})
+    # A load balancer asks by the container's address: answered, with the status alone.
+    by_address = Client().get("/readyz", headers={"Host": "10.1.2.3"})
+    assert by_address.status_code == 503
+    assert json.loads(by_address.content) == {"status": "not ready"}
+    response = Client().get("/readyz")
     assert response.status_code == 503
     body = json.loads(response.content)
     assert body["status"] == "not ready"

@@ -193,3 +193,9 @@ def test_without_a_token_only_this_machine_itself_reads_them(db, settings):
     )
     assert spoofed.status_code == 404
     assert Client().get("/metrics", headers={"X-Forwarded-For": "10.0.0.9"}).status_code == 404
+
+
+def test_without_a_token_a_foreign_host_name_is_refused(db, settings):
+    """DNS rebinding: a page elsewhere has a browser on this machine ask by its own name."""
+    settings.METRICS_TOKEN = ""
+    assert Client().get("/metrics", headers={"Host": "rebound.example"}).status_code == 404
