@@ -4,24 +4,28 @@ an index alone."""
 
 from django.db import migrations, models
 
+from config.migration_operations import AddIndexWithoutLocking
+
 
 class Migration(migrations.Migration):
+    # CREATE INDEX CONCURRENTLY on PostgreSQL, which runs outside a transaction.
+    atomic = False
     dependencies = [
         ("reviewqueue", "0012_flow_admin_calendars"),
     ]
 
     operations = [
-        migrations.AddIndex(
+        AddIndexWithoutLocking(
             model_name="reviewitem",
             index=models.Index(fields=["opened_at", "queue"], name="item_opened_queue_idx"),
         ),
-        migrations.AddIndex(
+        AddIndexWithoutLocking(
             model_name="reviewitem",
             index=models.Index(
                 fields=["closed_at", "queue", "opened_at"], name="item_closed_queue_idx"
             ),
         ),
-        migrations.AddIndex(
+        AddIndexWithoutLocking(
             model_name="reviewitem",
             index=models.Index(
                 fields=["queue", "status", "opened_at", "due_at"],
@@ -29,7 +33,7 @@ class Migration(migrations.Migration):
                 name="item_supervising_counts_idx",
             ),
         ),
-        migrations.AddIndex(
+        AddIndexWithoutLocking(
             model_name="submission",
             index=models.Index(
                 fields=["finished_at", "item", "submitted_by", "created_at"],

@@ -1,0 +1,31 @@
+"""Migration operations of our own, for tables that keep growing in production."""
+
+from typing import Any
+
+from django.contrib.postgres.operations import AddIndexConcurrently
+from django.db.migrations.operations import AddIndex
+
+
+class AddIndexWithoutLocking(AddIndexConcurrently):
+    """``CREATE INDEX CONCURRENTLY`` on PostgreSQL: a table of millions of rows (the Runs'
+    mirror, items, the audit trail) goes on taking writes while its index builds, so a release's
+    ``migrate`` does not stall the staff still working on the previous release. Elsewhere
+    (SQLite under ``make run``) a plain index. The migration must say ``atomic = False``.
+
+    A build that fails half-way leaves an INVALID index behind: drop it and migrate again."""
+
+    def database_forwards(
+        self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any
+    ) -> None:
+        if schema_editor.connection.vendor == "postgresql":
+            super().database_forwards(app_label, schema_editor, from_state, to_state)
+        else:
+            AddIndex.database_forwards(self, app_label, schema_editor, from_state, to_state)
+
+    def database_backwards(
+        self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any
+    ) -> None:
+        if schema_editor.connection.vendor == "postgresql":
+            super().database_backwards(app_label, schema_editor, from_state, to_state)
+        else:
+            AddIndex.database_backwards(self, app_label, schema_editor, from_state, to_state)
