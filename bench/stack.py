@@ -7,7 +7,6 @@ processes started here join ``world.processes``, so the world stops them with it
 import contextlib
 import os
 import socket
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,15 +15,14 @@ import httpx
 
 from bench.measure import wait_until
 from bench.world import (
-    BASE_DIR,
     PYTHON,
     READY_TIMEOUT,
-    Process,
     World,
     database_create,
     database_drop,
     file_lock,
     manage,
+    spawn,
 )
 
 ENGINE_QUEUE = "engine"  # bench/engine_settings.py
@@ -52,24 +50,6 @@ def bench_urls(database_url: str, broker_url: str) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-
-
-def spawn(world: World, name: str, command: list[str], env: dict[str, str]) -> Process:
-    """Start ``command`` in a session of its own; the world stops it on the way out."""
-    log = world.log_dir / f"{name}.log"
-    with log.open("wb") as out:
-        popen = subprocess.Popen(
-            command,
-            cwd=BASE_DIR,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    process = Process(name=name, command=command, popen=popen, log=log)
-    world.processes[name] = process
-    return process
 
 
 def worker_command(world: World, hostname: str, *, queue: str | None = None) -> list[str]:

@@ -311,14 +311,18 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _spawn(world: World, name: str, command: list[str]) -> Process:
+def spawn(
+    world: World, name: str, command: list[str], env: dict[str, str] | None = None
+) -> Process:
+    """Start ``command`` (with ``env``, by default the world's) in a session of its own, so
+    that stopping it reaches gunicorn's or Celery's children too; the world stops it on the
+    way out."""
     log = world.log_dir / f"{name}.log"
     with log.open("wb") as out:
-        # A session of its own, so that stopping it reaches gunicorn's or Celery's children too.
         popen = subprocess.Popen(
             command,
             cwd=BASE_DIR,
-            env=world.env,
+            env=world.env if env is None else env,
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -331,7 +335,7 @@ def _spawn(world: World, name: str, command: list[str]) -> Process:
 
 def start_web(world: World, port: int) -> None:
     config = world.config
-    _spawn(
+    spawn(
         world,
         "web",
         [
@@ -369,7 +373,7 @@ def start_worker(world: World) -> None:
     """Start the world's Celery worker and wait until it runs a task (``provision`` does this
     unless ``WorldConfig.worker`` is off; a scenario may start it later itself)."""
     config = world.config
-    _spawn(
+    spawn(
         world,
         "worker",
         [
