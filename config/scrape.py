@@ -104,48 +104,44 @@ def _database_families(now: datetime) -> Iterator[GaugeMetricFamily]:
     yield items
     yield oldest
 
-    triage = GaugeMetricFamily(
+    yield GaugeMetricFamily(
         "flowdesk_triage_runs",
         "Runs waiting for input that no item stands for (no known template or pause).",
+        value=runs_in_triage().order_by().count(),
     )
-    triage.add_metric([], runs_in_triage().order_by().count())
-    yield triage
 
     inbox = WebhookEvent.objects.filter(processed_at__isnull=True).aggregate(
         n=Count("pk"), first=Min("received_at")
     )
-    unprocessed = GaugeMetricFamily(
-        "flowdesk_webhook_inbox_unprocessed", "Webhooks stored and not yet processed."
+    yield GaugeMetricFamily(
+        "flowdesk_webhook_inbox_unprocessed",
+        "Webhooks stored and not yet processed.",
+        value=inbox["n"],
     )
-    unprocessed.add_metric([], inbox["n"])
-    yield unprocessed
-    lag = GaugeMetricFamily(
+    yield GaugeMetricFamily(
         "flowdesk_webhook_inbox_lag_seconds",
         "Age of the oldest webhook not yet processed; 0 if none.",
+        value=_age(now, inbox["first"]),
     )
-    lag.add_metric([], _age(now, inbox["first"]))
-    yield lag
 
     outbox = Submission.objects.filter(status=SubmissionStatus.PENDING).aggregate(
         n=Count("pk"), first=Min("created_at")
     )
-    pending = GaugeMetricFamily(
-        "flowdesk_outbox_pending", "Submissions waiting to be delivered with Update Run."
+    yield GaugeMetricFamily(
+        "flowdesk_outbox_pending",
+        "Submissions waiting to be delivered with Update Run.",
+        value=outbox["n"],
     )
-    pending.add_metric([], outbox["n"])
-    yield pending
-    outbox_age = GaugeMetricFamily(
+    yield GaugeMetricFamily(
         "flowdesk_outbox_oldest_pending_age_seconds",
         "Age of the oldest submission waiting to be delivered; 0 if none.",
+        value=_age(now, outbox["first"]),
     )
-    outbox_age.add_metric([], _age(now, outbox["first"]))
-    yield outbox_age
-    failed = GaugeMetricFamily(
+    yield GaugeMetricFamily(
         "flowdesk_outbox_failed",
         "Submissions that failed after their retries and wait for a supervisor.",
+        value=Submission.objects.filter(status=SubmissionStatus.FAILED).count(),
     )
-    failed.add_metric([], Submission.objects.filter(status=SubmissionStatus.FAILED).count())
-    yield failed
 
     last = (
         SyncPass.objects.filter(finished_at__isnull=False, skipped=False)
@@ -153,12 +149,11 @@ def _database_families(now: datetime) -> Iterator[GaugeMetricFamily]:
         .values_list("finished_at", flat=True)
         .first()
     )
-    finished = GaugeMetricFamily(
+    yield GaugeMetricFamily(
         "flowdesk_reconcile_last_finished_timestamp_seconds",
         "When the last reconcile pass finished (Unix time); 0 if none ever did.",
+        value=last.timestamp() if last else 0,
     )
-    finished.add_metric([], last.timestamp() if last else 0)
-    yield finished
 
 
 # --- Exposition -------------------------------------------------------------------------------

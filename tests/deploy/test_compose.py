@@ -65,24 +65,28 @@ def _compose_command() -> list[str] | None:
     return None
 
 
-@pytest.mark.parametrize("profiles", ["", "engine", "rabbitmq"])
-def test_docker_compose_config_accepts_it(profiles):
-    """`docker compose config` (or Debian's docker-compose) validates the file against the
-    Compose schema and interpolates it; it needs no daemon."""
+def compose(*arguments: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """Docker Compose with these arguments, with only ``env`` and PATH in its environment;
+    skipped where no Compose is installed (`make test` installs Debian's)."""
     command = _compose_command()
     if command is None:
-        pytest.skip(
-            "neither `docker compose` nor `docker-compose` is installed "
-            "(Debian: apt-get install docker-compose)"
-        )
-    env = {"PATH": os.environ["PATH"], "COMPOSE_PROFILES": profiles, **REQUIRED}
-    result = subprocess.run(
-        [*command, "-f", str(COMPOSE), "config", "--services"],
-        env=env,
+        pytest.skip("neither `docker compose` nor `docker-compose` is installed")
+    return subprocess.run(
+        [*command, *arguments],
+        env={"PATH": os.environ["PATH"], **env},
         capture_output=True,
         text=True,
         timeout=60,
         cwd=ROOT,
+    )
+
+
+@pytest.mark.parametrize("profiles", ["", "engine", "rabbitmq"])
+def test_docker_compose_config_accepts_it(profiles):
+    """`docker compose config` (or Debian's docker-compose) validates the file against the
+    Compose schema and interpolates it; it needs no daemon."""
+    result = compose(
+        "-f", str(COMPOSE), "config", "--services", env={"COMPOSE_PROFILES": profiles, **REQUIRED}
     )
     assert result.returncode == 0, result.stderr
     # (docker-compose 1.29 lists every service whatever the profiles; the test above checks them.)
@@ -90,18 +94,8 @@ def test_docker_compose_config_accepts_it(profiles):
 
 
 def test_docker_compose_config_refuses_a_missing_secret():
-    command = _compose_command()
-    if command is None:
-        pytest.skip("neither `docker compose` nor `docker-compose` is installed")
-    env = {"PATH": os.environ["PATH"], **{k: v for k, v in REQUIRED.items() if k != "SECRET_KEY"}}
-    result = subprocess.run(
-        [*command, "-f", str(COMPOSE), "config", "-q"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-    )
+    without_key = {k: v for k, v in REQUIRED.items() if k != "SECRET_KEY"}
+    result = compose("-f", str(COMPOSE), "config", "-q", env=without_key)
     assert result.returncode != 0
     assert "SECRET_KEY" in result.stderr
 
@@ -110,17 +104,13 @@ def test_the_engine_override_points_flowdesk_at_the_engine():
     """compose.engine.yaml, merged by Compose itself: Flowdesk's processes run against the
     engine's sandbox over plain HTTP (development mode, DEBUG still off); production stays as
     compose.yaml says when the override is not given."""
-    command = _compose_command()
-    if command is None:
-        pytest.skip("neither `docker compose` nor `docker-compose` is installed")
-    env = {"PATH": os.environ["PATH"], "COMPOSE_PROFILES": "engine", **REQUIRED}
-    result = subprocess.run(
-        [*command, "-f", str(COMPOSE), "-f", str(ROOT / "compose.engine.yaml"), "config"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
+    result = compose(
+        "-f",
+        str(COMPOSE),
+        "-f",
+        str(ROOT / "compose.engine.yaml"),
+        "config",
+        env={"COMPOSE_PROFILES": "engine", **REQUIRED},
     )
     assert result.returncode == 0, result.stderr
     merged = yaml.safe_load(result.stdout)["services"]
