@@ -1,6 +1,6 @@
 """The supervisors' dashboard over time: the open items per queue at each hour and day, the
-answers delivered per hour (grouped queries, each counted from an index), and the bar charts
-that show them.
+answers delivered per queue, person, day and hour (grouped queries, moments placed between
+points by ``Bucket``), and the bar charts that show them.
 
 A chart is drawn here, as SVG and a table of its numbers, rather than in a template loop: the
 page holds some 300 bars, each with a link, and the template engine took more time drawing them
@@ -10,10 +10,21 @@ page holds some 300 bars, each with a link, and the template engine took more ti
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from itertools import accumulate
 from typing import Any
 
-from django.db.models import Count, DateTimeField, ExpressionWrapper, F
-from django.db.models.functions import TruncHour
+from django.db.models import (
+    Case,
+    Count,
+    DateTimeField,
+    ExpressionWrapper,
+    F,
+    Func,
+    IntegerField,
+    Value,
+    When,
+)
+from django.db.models.lookups import GreaterThanOrEqual
 from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
@@ -218,63 +229,134 @@ def day_points(now: datetime, today: date) -> list[datetime]:
     return [*ends, now]
 
 
+class Bucket(Func):
+    """How many of ``thresholds`` (moments, ascending) are at or before the expression: 0
+    before the first, ``len(thresholds)`` at or after the last.
+
+    PostgreSQL's ``width_bucket`` finds it by binary search. Grouping by it rather than by
+    ``date_trunc`` in the site's zone halves the time of counting a hundred thousand rows, and
+    the database returns a few dozen integers instead of a thousand hours, each of which Django
+    would make aware one by one. Elsewhere (SQLite), the same count as a ``CASE``.
+    """
+
+    output_field = IntegerField()
+
+    def __init__(self, expression: Any, thresholds: list[datetime]) -> None:
+        super().__init__(expression)
+        self.thresholds = thresholds
+
+    def as_sql(self, compiler: Any, connection: Any, *args: Any, **extra: Any) -> Any:
+        (source,) = self.get_source_expressions()
+        moments = list(enumerate(self.thresholds, start=1))
+        case = Case(
+            *[
+                When(GreaterThanOrEqual(source, Value(at, DateTimeField())), then=Value(n))
+                for n, at in reversed(moments)
+            ],
+            default=Value(0),
+            output_field=IntegerField(),
+        )
+        return compiler.compile(case)
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        sql, params = compiler.compile(self.get_source_expressions()[0])
+        return f"width_bucket({sql}, %s::timestamptz[])", (*params, list(self.thresholds))
+
+
 def depth(items: Any, now: datetime, points: list[datetime]) -> dict[int, dict[datetime, int]]:
     """Per queue, the items open at each of ``points``: opened at or before it, and not closed
     by then (``closed_at`` empty or later). Three grouped queries, whatever the number of
-    points: the items open now, and those opened and closed since the first point, per hour;
-    each counted from an index alone (``item_closed_queue_idx``, ``item_opened_queue_idx``).
+    points: the items open now, and those opened and closed since the first point, counted
+    between points; each from an index alone (``item_closed_queue_idx``,
+    ``item_opened_queue_idx``).
 
     Going back from now, an item opened after a point was not open then, and one closed after
-    it was. The hours are counted as (h, h + 1 h] (the moment shifted by a microsecond before
-    truncating), so an item opened exactly at a point counts as open at it, as the list linked
-    from it does (``opened_at <= t``)."""
-    first = min(points)
+    it was. A moment is placed by how many points lie strictly before it (shifted by a
+    microsecond, the database's resolution, before ``Bucket``), so an item opened exactly at a
+    point counts as open at it, as the list linked from it does (``opened_at <= t``)."""
+    ordered = sorted(set(points))
     open_now = dict(
         items.filter(closed_at__isnull=True, opened_at__lte=now)
         .values("queue_id")
         .annotate(n=Count("*"))
         .values_list("queue_id", "n")
     )
-    moved: dict[str, dict[int, dict[datetime, int]]] = {}
+    # Per queue, how many opened (closed) after each point: after ordered[i] = bucket > i.
+    after: dict[str, dict[int, list[int]]] = {}
     for name in ("opened_at", "closed_at"):
         shifted = ExpressionWrapper(
             F(name) - timedelta(microseconds=1), output_field=DateTimeField()
         )
         rows = (
-            items.filter(**{f"{name}__gt": first, f"{name}__lte": now})
-            .annotate(hour=TruncHour(shifted))
-            .values("queue_id", "hour")
+            items.filter(**{f"{name}__gt": ordered[0], f"{name}__lte": now})
+            .annotate(bucket=Bucket(shifted, ordered))
+            .values("queue_id", "bucket")
             .annotate(n=Count("*"))
-            .values_list("queue_id", "hour", "n")
+            .values_list("queue_id", "bucket", "n")
         )
-        per_queue: dict[int, dict[datetime, int]] = defaultdict(dict)
-        for queue_id, hour, n in rows:
-            per_queue[queue_id][hour] = n
-        moved[name] = per_queue
-    found: dict[int, dict[datetime, int]] = {}
-    for queue_id in set(open_now) | set(moved["opened_at"]) | set(moved["closed_at"]):
-        opened, closed = moved["opened_at"].get(queue_id, {}), moved["closed_at"].get(queue_id, {})
-        found[queue_id] = {
-            at: open_now.get(queue_id, 0)
-            - sum(n for hour, n in opened.items() if hour >= at)
-            + sum(n for hour, n in closed.items() if hour >= at)
-            if at < now
-            else open_now.get(queue_id, 0)
-            for at in points
+        per_queue: dict[int, list[int]] = {}
+        for queue_id, bucket, n in rows:
+            counts = per_queue.setdefault(queue_id, [0] * (len(ordered) + 1))
+            counts[bucket] += n
+        after[name] = {
+            queue_id: list(accumulate(reversed(counts)))[::-1][1:]
+            for queue_id, counts in per_queue.items()
         }
+    found: dict[int, dict[datetime, int]] = {}
+    nothing = [0] * len(ordered)
+    for queue_id in set(open_now) | set(after["opened_at"]) | set(after["closed_at"]):
+        opened = after["opened_at"].get(queue_id, nothing)
+        closed = after["closed_at"].get(queue_id, nothing)
+        here = open_now.get(queue_id, 0)
+        at_point = {at: here - opened[i] + closed[i] for i, at in enumerate(ordered)}
+        found[queue_id] = {at: at_point[at] if at < now else here for at in points}
     return found
 
 
-def done_per_hour(answers: Any, first: datetime) -> dict[int, dict[datetime, int]]:
-    """Per queue, answers delivered in each local hour since ``first``: one grouped query."""
+@dataclass
+class AnswerCounts:
+    """Answers delivered, counted once and read four ways: per queue and per person in the
+    period and today, per local day for the daily chart, per queue and local hour for the
+    hourly ones."""
+
+    queues: dict[int, dict[str, int]]  # queue -> {"today": n, "period": n}
+    people: dict[int, dict[str, int]]  # submitter -> {"today": n, "period": n}
+    days: dict[date, int]
+    hours: dict[int, dict[datetime, int]]  # queue -> local hour -> n
+
+
+def answer_counts(
+    answers: Any, *, period_from: date, today: date, days_from: date, hours: list[datetime]
+) -> AnswerCounts:
+    """The answers since the earlier of ``period_from`` and ``days_from`` (local days), in one
+    grouped query by queue, submitter, local day and (in ``hours``, the last ones) local
+    hour: four queries once, each joining the answers to their items again. The groups are
+    a few thousand at most (queues × people × days)."""
+    first = min(period_from, days_from)
+    days = [first + timedelta(days=n) for n in range((today - first).days + 1)]
     rows = (
-        answers.filter(finished_at__gte=first)
-        .annotate(hour=TruncHour("finished_at"))
-        .values("item__queue_id", "hour")
+        answers.filter(finished_at__gte=selectors.start_of_day(first))
+        .annotate(
+            day=Bucket(F("finished_at"), [selectors.start_of_day(day) for day in days]),
+            hour=Bucket(F("finished_at"), hours),
+        )
+        .values("item__queue_id", "submitted_by_id", "day", "hour")
         .annotate(n=Count("pk"))
-        .values_list("item__queue_id", "hour", "n")
+        .values_list("item__queue_id", "submitted_by_id", "day", "hour", "n")
     )
-    found: dict[int, dict[datetime, int]] = defaultdict(dict)
-    for queue_id, hour, n in rows:
-        found[queue_id][hour] = n
-    return found
+    counts = AnswerCounts(queues={}, people={}, days=defaultdict(int), hours={})
+    for queue_id, user_id, day_number, hour_number, n in rows:
+        day = days[day_number - 1]  # the filter leaves no answer before the first day
+        if day >= period_from:
+            for totals in (
+                counts.queues.setdefault(queue_id, {"today": 0, "period": 0}),
+                counts.people.setdefault(user_id, {"today": 0, "period": 0}),
+            ):
+                totals["period"] += n
+                totals["today"] += n if day >= today else 0
+        if day >= days_from:
+            counts.days[day] += n
+        if hour_number:
+            per_hour = counts.hours.setdefault(queue_id, defaultdict(int))
+            per_hour[hours[hour_number - 1]] += n
+    return counts

@@ -27,7 +27,6 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import connection, transaction
 from django.db.models import Count, Q
-from django.db.models.functions import TruncDate
 from django.urls import get_script_prefix, reverse
 from django.utils import timezone
 
@@ -242,7 +241,6 @@ def dashboard(*, filters: DashboardFilters) -> Dashboard:
 def _dashboard(filters: DashboardFilters) -> Dashboard:
     now = timezone.now()
     today = timezone.localdate()
-    today_start = selectors.start_of_day(today)
     window = selectors.done_window(filters.period)
     assert window is not None  # every period is one of selectors.DONE_PERIODS
     period_start = window[0]
@@ -286,17 +284,19 @@ def _dashboard(filters: DashboardFilters) -> Dashboard:
 
     open_counts = _open_counts(items, now)
     in_period = answers.filter(finished_at__gte=period_start)
-    done: dict[int, Mapping[str, Any]] = {
-        row["item__queue_id"]: row
-        for row in in_period.values("item__queue_id").annotate(
-            today=Count("pk", filter=Q(finished_at__gte=today_start)), period=Count("pk")
-        )
-    }
     handled = handle_times(in_period)
     hours = dashboard_charts.hour_points(now)
     days = dashboard_charts.day_points(now, today)
     depth = dashboard_charts.depth(items, now, [*hours, *days])
-    done_hourly = dashboard_charts.done_per_hour(answers, hours[0])
+    first_day = today - timedelta(days=CHART_DAYS - 1)
+    counted = dashboard_charts.answer_counts(
+        answers,
+        period_from=timezone.localtime(period_start).date(),
+        today=today,
+        days_from=first_day,
+        hours=hours,
+    )
+    done, done_hourly = counted.queues, counted.hours
 
     queue_rows = []
     for queue in shown:
@@ -329,13 +329,12 @@ def _dashboard(filters: DashboardFilters) -> Dashboard:
         people=_people(
             filters,
             items=items,
-            in_period=in_period,
+            done=counted.people,
             reasons=reasons.filter(at__gte=period_start),
-            today_start=today_start,
             handled=handled,
             members_of=[q.pk for q in shown] if filters.scope else None,
         ),
-        chart=_chart(filters, answers, today),
+        chart=_chart(filters, counted.days, first_day),
         hours_chart=_hours_chart(filters, all_hours, hours),
         runs=_runs_by_status(filters, runs, period_start),
         errors=_errors(filters, items, submissions.filter(finished_at__gte=period_start)),
@@ -395,9 +394,8 @@ def _people(
     filters: DashboardFilters,
     *,
     items: Any,
-    in_period: Any,
+    done: Mapping[int, Mapping[str, int]],
     reasons: Any,
-    today_start: datetime,
     handled: "HandleTimes",
     members_of: list[int] | None,
 ) -> list[PersonRow]:
@@ -410,12 +408,6 @@ def _people(
         .annotate(n=Count("pk"))
         .values_list("claimed_by_id", "n")
     )
-    done = {
-        row["submitted_by_id"]: row
-        for row in in_period.values("submitted_by_id").annotate(
-            today=Count("pk", filter=Q(finished_at__gte=today_start)), period=Count("pk")
-        )
-    }
     # Items, not reason rows: an item declined twice by one person is one item on the list the
     # number opens (and twice is rare: "get next" never hands a declined item back).
     gave = {
@@ -519,16 +511,8 @@ def signed_in_now() -> dict[int, datetime]:
     }
 
 
-def _chart(filters: DashboardFilters, answers: Any, today: date) -> Chart:
-    """Completed items per local day over the last ``CHART_DAYS`` days, today last."""
-    first = today - timedelta(days=CHART_DAYS - 1)
-    per_day = dict(
-        answers.filter(finished_at__gte=selectors.start_of_day(first))
-        .annotate(day=TruncDate("finished_at"))
-        .values("day")
-        .annotate(n=Count("pk"))
-        .values_list("day", "n")
-    )
+def _chart(filters: DashboardFilters, per_day: Mapping[date, int], first: date) -> Chart:
+    """Completed items per local day over the ``CHART_DAYS`` days from ``first``, today last."""
     days = [first + timedelta(days=offset) for offset in range(CHART_DAYS)]
     bars = [
         Bar(

@@ -9,13 +9,14 @@ from html.parser import HTMLParser
 import pytest
 import time_machine
 from django.contrib.auth.models import Group
+from django.db.models import DateTimeField, Value
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AuditEvent
 from flows_integration.models import FlowRun, RunStatus
-from reviewqueue import dashboard_handle_times, dashboard_selectors, services
+from reviewqueue import dashboard_charts, dashboard_handle_times, dashboard_selectors, services
 from reviewqueue.models import (
     ItemReason,
     ItemStatus,
@@ -237,6 +238,25 @@ def test_the_new_numbers_on_known_data(known, supervisor, reviewer):
 
 
 HOUR = timedelta(hours=1)
+
+
+def test_a_bucket_counts_the_thresholds_at_or_before_a_moment():
+    """``Bucket`` (``width_bucket`` on PostgreSQL, a CASE elsewhere) places a moment exactly at
+    a threshold in the bucket that threshold opens, as the charts' (h, h + 1 h] rule needs."""
+    ten, eleven, noon = (datetime(2026, 5, 14, hour, tzinfo=UTC) for hour in (10, 11, 12))
+    tick = timedelta(microseconds=1)
+    expected = {ten - tick: 0, ten: 1, eleven - tick: 1, eleven: 2, noon: 3, noon + HOUR: 3}
+    group = Group.objects.create(name="one row to compute on")
+    for moment, bucket in expected.items():
+        found = (
+            Group.objects.filter(pk=group.pk)
+            .annotate(
+                b=dashboard_charts.Bucket(Value(moment, DateTimeField()), [ten, eleven, noon])
+            )
+            .values_list("b", flat=True)
+            .get()
+        )
+        assert found == bucket, moment
 
 
 def oracle(queue, at: datetime) -> int:
