@@ -1,18 +1,20 @@
 """State changes of the mirror: storing versions, receiving events, syncing runs.
 
 Get Run is the truth and webhooks only say "look now", so every path that changes a ``FlowRun``
-goes through ``mirror_apply`` (one run) or ``mirror_apply_many`` (a reconcile chunk), which lock
-the rows, compare them with one shared rule (``_mirror_update``), write only what moved, and
-announce a status or state change with ``run_status_changed`` inside the same transaction.
+goes through ``mirror_apply`` (one run) or ``mirror_apply_many`` (a reconcile chunk, a batch of
+the inbox), which lock the rows, compare them with one shared rule (``_mirror_update``), write
+only what moved, and announce a status or state change with ``run_status_changed`` (one run) or
+``runs_status_changed`` (many) inside the same transaction.
 """
 
 import functools
 import json
 import logging
 import re
+import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -43,6 +45,15 @@ logger = logging.getLogger(__name__)
 
 # An unprocessed inbox row older than this is re-enqueued by the sweeper (a broker outage).
 INBOX_GRACE = timedelta(seconds=30)
+# Events one drain takes besides its own, oldest first: a burst is written in a few set-wise
+# batches, whose Get Runs (FLOWS_SYNC_CONCURRENCY at a time) take well under a second.
+INBOX_BATCH = 200
+# Seconds after which a drain starts no more Get Runs: with the Flows API hanging, one call may
+# take a minute (the client's timeouts and retries), and the claim must end well within the
+# task's time limit. The events not asked for are claimed again by a later drain.
+INBOX_ASK_WITHIN = 20.0
+# How old an event is, at least, when a drain starts from it in a burst (see ``event_process``).
+INBOX_LINGER = 0.25
 RECONCILE_CHUNK = 500
 RECONCILE_LEASE = "reconcile"
 # Longer than one chunk takes (its Get Runs and writes): the lease is renewed between chunks,
@@ -390,14 +401,25 @@ def run_refresh(flow_run_id: Any, *, hint_state_id: str = "") -> Refreshed:
     try:
         info = flows_client.get_run(str(flow_run_id))
     except flows_client.FlowsError as exc:
-        if exc.retryable:
-            health_record_failure(exc)
-        FlowRun.objects.filter(flow_run_id=flow_run_id).exclude(sync_error=str(exc)[:500]).update(
-            sync_error=str(exc)[:500]
-        )
+        _get_runs_failed({flow_run_id: exc})
         raise
     health_record_success()
     return mirror_apply(info, hint_state_id=hint_state_id)
+
+
+def _get_runs_failed(failed: Mapping[Any, "flows_client.FlowsError"]) -> None:
+    """Record Get Runs that failed: once for the banner (a failure that may pass), and each
+    error on its run's mirror row."""
+    transient = [exc for exc in failed.values() if exc.retryable]
+    if transient:
+        health_record_failure(transient[0])
+    by_error: dict[str, list[Any]] = {}
+    for flow_run_id, exc in failed.items():
+        by_error.setdefault(str(exc)[:500], []).append(flow_run_id)
+    for error, run_ids in by_error.items():
+        FlowRun.objects.filter(flow_run_id__in=run_ids).exclude(sync_error=error).update(
+            sync_error=error
+        )
 
 
 def mirror_apply(info: "flows_client.RunInfo", *, hint_state_id: str = "") -> Refreshed:
@@ -418,7 +440,10 @@ def mirror_apply(info: "flows_client.RunInfo", *, hint_state_id: str = "") -> Re
 
 
 def mirror_apply_many(
-    answers: Sequence["flows_client.RunInfo"], *, versions: "VersionCache"
+    answers: Sequence["flows_client.RunInfo"],
+    *,
+    versions: "VersionCache",
+    hints: Mapping[uuid.UUID, str] | None = None,
 ) -> list[FlowRun]:
     """Upsert the mirrors of many runs from Get Run answers, set-wise; the runs that changed.
 
@@ -428,11 +453,23 @@ def mirror_apply_many(
     comparison is made again under the lock, one ``bulk_update`` per set of changed fields and
     one ``bulk_create`` of missing rows write them, and ``runs_status_changed`` is sent once with
     every run whose status or state moved.
+
+    ``hints`` (the inbox's drain; reconcile has none) gives runs that webhooks announced their
+    webhook's ``stateId`` ("" for none): each such run is treated as ``mirror_apply`` treats one
+    with ``hint_state_id``, its version found by its pause when nothing else names it.
     """
+    hints = hints or {}
     by_id = {uuid.UUID(str(info.flow_run_id)): info for info in answers}
     # Importing a version not stored yet is an HTTP call: made before any lock is taken.
     answered = {run_id: versions.of_answer(info) for run_id, info in by_id.items()}
-    suspects = _mirror_suspects(by_id, answered, versions)
+
+    def version_of(run_id: uuid.UUID, run: FlowRun) -> TemplateVersion | None:
+        version = answered[run_id] or versions.by_pk(run.version_id)
+        if version is None and run_id in hints:
+            version = versions.for_pause(by_id[run_id], hints[run_id])
+        return version
+
+    suspects = _mirror_suspects(by_id, version_of, hints)
     if not suspects:
         return []
     to_update: dict[tuple[str, ...], list[FlowRun]] = {}
@@ -450,8 +487,9 @@ def mirror_apply_many(
             if run is None:
                 run = FlowRun(flow_run_id=run_id, status=by_id[run_id].status)
             old_status, old_state = ("" if created else run.status), run.state_id
-            version = answered[run_id] or versions.by_pk(run.version_id)
-            fields = _mirror_update(run, by_id[run_id], version, "", created=created)
+            fields = _mirror_update(
+                run, by_id[run_id], version_of(run_id, run), hints.get(run_id, ""), created=created
+            )
             if fields:
                 target = to_create if created else to_update.setdefault(tuple(fields), [])
                 target.append(run)
@@ -463,7 +501,9 @@ def mirror_apply_many(
             # get_or_create settles that race run by run, and announces what it changed.
             raced = {run.flow_run_id for run in to_create}
             moved = [entry for entry in moved if entry[0].flow_run_id not in raced]
-            results = [mirror_apply(by_id[run_id]) for run_id in raced]
+            results = [
+                mirror_apply(by_id[run_id], hint_state_id=hints.get(run_id, "")) for run_id in raced
+            ]
             applied_alone = [result.run for result in results if result.changed]
         changes = [
             RunChange(run, old_status, run.status, run.state_id)
@@ -479,8 +519,8 @@ def mirror_apply_many(
 
 def _mirror_suspects(
     by_id: dict[uuid.UUID, "flows_client.RunInfo"],
-    answered: dict[uuid.UUID, TemplateVersion | None],
-    versions: "VersionCache",
+    version_of: Callable[[uuid.UUID, FlowRun], TemplateVersion | None],
+    hints: Mapping[uuid.UUID, str],
 ) -> list[uuid.UUID]:
     """The runs whose rows look changed (or are missing), read without a lock.
 
@@ -496,9 +536,9 @@ def _mirror_suspects(
         if run is None:
             suspects.append(run_id)
             continue
-        version = answered[run_id] or versions.by_pk(run.version_id)
         # On this unlocked copy, only to see whether anything would be written.
-        if _mirror_update(run, info, version, "", created=False):
+        hint = hints.get(run_id, "")
+        if _mirror_update(run, info, version_of(run_id, run), hint, created=False):
             suspects.append(run_id)
     return suspects
 
@@ -603,6 +643,7 @@ class VersionCache:
     def __init__(self) -> None:
         self._by_key: dict[tuple[str, int], TemplateVersion | None] = {}
         self._by_pk: dict[int, TemplateVersion] = {}
+        self._by_pause: dict[str, TemplateVersion | None] = {}
         for version in TemplateVersion.objects.select_related("template").defer("source"):
             self._add((version.template.template_id, version.number), version)
 
@@ -628,6 +669,15 @@ class VersionCache:
             self._add((version.template.template_id, version.number), version)
         return self._by_pk[pk]
 
+    def for_pause(self, info: "flows_client.RunInfo", hint_state_id: str) -> TemplateVersion | None:
+        """``version_for_pause``, asked once per state: the runs of a batch share few pauses."""
+        state_id = _pause_of(info, hint_state_id)
+        if not state_id:
+            return None
+        if state_id not in self._by_pause:
+            self._by_pause[state_id] = _version_for_state(state_id)
+        return self._by_pause[state_id]
+
 
 def version_for_pause(
     info: "flows_client.RunInfo", hint_state_id: str = ""
@@ -639,10 +689,15 @@ def version_for_pause(
     A reconcile pass does not come here: Sohar's Get Run never says the state, so only a
     webhook's ``stateId`` (the hint) can; our engine names the version itself.
     """
-    state_id = info.state_id or hint_state_id
-    if info.status != RunStatus.PENDING or not state_id:
-        return None
-    return _version_for_state(state_id)
+    state_id = _pause_of(info, hint_state_id)
+    return _version_for_state(state_id) if state_id else None
+
+
+def _pause_of(info: "flows_client.RunInfo", hint_state_id: str) -> str:
+    """The callback state a PENDING run waits in, by Get Run or else the webhook; "" if none."""
+    if info.status != RunStatus.PENDING:
+        return ""
+    return info.state_id or hint_state_id
 
 
 def _version_for_state(state_id: str) -> TemplateVersion | None:
@@ -841,20 +896,167 @@ def _inbox_insert_statement() -> tuple[str, tuple[Field, ...]]:
     return sql, fields
 
 
-def event_process(event_id: int) -> Refreshed | None:
-    """Refresh the run an inbox event is about, then mark the event processed."""
-    event = WebhookEvent.objects.filter(pk=event_id).first()
-    if event is None or event.processed_at is not None:
+@dataclass(frozen=True)
+class Drained:
+    """One drain of the inbox: the events it marked processed, the runs whose mirror changed,
+    and the runs whose Get Run failed (their events stay in the inbox)."""
+
+    processed: int
+    changed: list[FlowRun]
+    failed: dict[uuid.UUID, "flows_client.FlowsError"]
+
+
+def event_process(event_id: int, *, batch: int = INBOX_BATCH) -> Drained | None:
+    """Drain the inbox from an event: one Get Run per run of a batch of waiting events (this
+    one and up to ``batch`` others, oldest first), made concurrently, the answers written
+    set-wise (``mirror_apply_many``), and every event they answer marked processed. None when
+    the event is processed already: one indexed read, all that most tasks of a burst do. When
+    other events are waiting, it first lets the event grow ``INBOX_LINGER`` old.
+
+    Two drains never take the same event (``_inbox_claim``), and a drain starts only from an
+    event that no other drain holds (``_events_claim``). A run whose Get Run fails keeps
+    its events unprocessed and the rest of the batch is written all the same; then the failure
+    of this event's own run is raised, so that its task retries one that may pass (the
+    sweeper re-sends the others).
+    """
+    received_at = (
+        WebhookEvent.objects.filter(pk=event_id, processed_at__isnull=True)
+        .values_list("received_at", flat=True)
+        .first()
+    )
+    if received_at is None:
         return None
-    hint = event.state_id if event.status == RunStatus.PENDING else ""
-    asked_at = timezone.now()
-    result = run_refresh(event.flow_run_id, hint_state_id=hint)
-    # One Get Run answers every event of this run that had arrived before it was asked: their
-    # own tasks then find nothing to do instead of asking again.
-    WebhookEvent.objects.filter(
-        flow_run_id=event.flow_run_id, processed_at__isnull=True, received_at__lte=asked_at
-    ).update(processed_at=timezone.now())
-    return result
+    now = timezone.now()
+    linger = min(INBOX_LINGER - (now - received_at).total_seconds(), INBOX_LINGER)
+    recent = now - INBOX_GRACE  # older ones are stuck (failing), not a burst
+    waiting = WebhookEvent.objects.filter(processed_at__isnull=True, received_at__gte=recent)
+    if linger > 0 and waiting.exclude(pk=event_id).exists():
+        # Others are waiting: a burst. More of it arrives while this drain waits, and a drain
+        # of many events costs hardly more than a drain of one (its statements are a fixed
+        # cost), so the receiver, sharing the machine, gets the CPU. An event alone goes at
+        # once, and so does one whose task comes late (a backlog: batches are full anyway).
+        time.sleep(linger)
+    with _inbox_claim():
+        own_run, run_ids = _events_claim(event_id, batch=batch)
+        asked_at = timezone.now()
+        answers = _get_runs(run_ids)
+        infos = [a for a in answers.values() if not isinstance(a, flows_client.FlowsError)]
+        failed = {
+            run_id: a for run_id, a in answers.items() if isinstance(a, flows_client.FlowsError)
+        }
+        processed, changed = _events_answer(infos, asked_at=asked_at)
+    # After the claim's commit: every drain writes the one health row, and holding its lock to
+    # the end of the claim would line them up behind each other.
+    if failed:
+        _get_runs_failed(failed)
+    if infos:
+        health_record_success()
+    if own_run is not None and (own_run in failed or own_run not in answers):
+        # Its event stays in the inbox; its task retries what may pass. A run not asked at all
+        # (throttled, or out of time) takes the batch's failure that may pass.
+        error = failed.get(own_run) or next((e for e in failed.values() if e.retryable), None)
+        if error is not None:
+            raise error
+    return Drained(processed, changed, failed)
+
+
+@contextmanager
+def _inbox_claim() -> Iterator[None]:
+    """The transaction that holds a drain's claim, from its first lock to its last write.
+
+    The claim is the events' row locks (``FOR UPDATE SKIP LOCKED``), held across the Get Runs:
+    the inbox has no column to mark a claim in, and a lock needs no expiry, as a worker that
+    dies mid-batch loses it with its connection and the events are simply unprocessed again.
+    The transaction writes nothing before the answers are in, the receiver's ``INSERT ... ON
+    CONFLICT DO NOTHING`` never waits on these locks, and the Get Runs are bounded
+    (``INBOX_ASK_WITHIN`` and the client's timeouts). SQLite has no row locks, and there its
+    IMMEDIATE transaction would lock the whole file, the receiver too, during the Get Runs: no
+    claim is held there, so two drains may refresh the same run, which is idempotent.
+    """
+    if connection.features.has_select_for_update_skip_locked:
+        with transaction.atomic():
+            yield
+    else:
+        yield
+
+
+def _events_claim(event_id: int, *, batch: int) -> tuple[uuid.UUID | None, list[uuid.UUID]]:
+    """Lock ``event_id`` and up to ``batch`` other unprocessed events, oldest first, skipping
+    those another drain holds: the run of ``event_id`` and the distinct runs of the claim.
+
+    Nothing, when another drain holds (or has processed) ``event_id``: it answers that event,
+    and the waiting events it left have tasks of their own; taking a few of them here would
+    make many small drains of a burst, each with the fixed cost of a drain.
+    """
+    unprocessed = WebhookEvent.objects.select_for_update(skip_locked=True).filter(
+        processed_at__isnull=True
+    )
+    own = list(unprocessed.filter(pk=event_id).values_list("flow_run_id", flat=True))
+    if not own:
+        return None, []
+    # The LIMIT in the locking statement itself: as a subquery's, it would pick the oldest rows
+    # whether held or not, and a second drain would skip all of them and take nothing.
+    others = (
+        unprocessed.exclude(pk=event_id)
+        .order_by("received_at")
+        .values_list("flow_run_id", flat=True)[:batch]
+    )
+    return own[0], list(dict.fromkeys([*own, *others]))
+
+
+def _get_runs(
+    run_ids: list[uuid.UUID],
+) -> dict[uuid.UUID, "flows_client.RunInfo | flows_client.FlowsError"]:
+    """Get Run for each run, ``FLOWS_SYNC_CONCURRENCY`` at a time. A run not asked yet when the
+    server answers 429 (it asks us to slow down) or ``INBOX_ASK_WITHIN`` has passed is left
+    out: its events wait for a later drain."""
+    if not run_ids:
+        return {}
+    deadline = time.monotonic() + INBOX_ASK_WITHIN
+    throttled = threading.Event()
+
+    def ask(run_id: uuid.UUID) -> "flows_client.RunInfo | flows_client.FlowsError | None":
+        if throttled.is_set() or time.monotonic() > deadline:
+            return None
+        answer = _get_run_or_error(run_id)
+        if isinstance(answer, flows_client.FlowsError) and answer.status == 429:
+            throttled.set()
+        return answer
+
+    with ThreadPoolExecutor(max_workers=min(settings.FLOWS_SYNC_CONCURRENCY, len(run_ids))) as pool:
+        answers = dict(zip(run_ids, pool.map(ask, run_ids), strict=True))
+    return {run_id: answer for run_id, answer in answers.items() if answer is not None}
+
+
+def _events_answer(
+    infos: list["flows_client.RunInfo"], *, asked_at: datetime
+) -> tuple[int, list[FlowRun]]:
+    """Write Get Run answers, and mark processed the events they answer: every unprocessed
+    event of those runs received before the Get Runs were asked (their own tasks then find
+    nothing to do), but none that another drain holds. The count marked, the runs changed."""
+    if not infos:
+        return 0, []
+    run_ids = [uuid.UUID(str(info.flow_run_id)) for info in infos]
+    # No savepoint: inside the claim's transaction on PostgreSQL, the transaction on SQLite.
+    with transaction.atomic(savepoint=False):
+        answered = list(
+            WebhookEvent.objects.select_for_update(skip_locked=True)
+            .filter(flow_run_id__in=run_ids, processed_at__isnull=True, received_at__lte=asked_at)
+            .order_by("received_at", "pk")
+            .values_list("pk", "flow_run_id", "status", "state_id")
+        )
+        # Where a run waits when Get Run does not say (Sohar's never does): its newest PENDING
+        # event's state. A later event that is not PENDING does not erase it: webhooks come in
+        # no guaranteed order, so it may be an earlier change delivered late.
+        hints = dict.fromkeys(run_ids, "")
+        for _, run_id, status, state_id in answered:
+            if status == RunStatus.PENDING:
+                hints[run_id] = state_id
+        changed = mirror_apply_many(infos, versions=VersionCache(), hints=hints)
+        processed = WebhookEvent.objects.filter(
+            pk__in=[row[0] for row in answered], processed_at__isnull=True
+        ).update(processed_at=timezone.now())
+    return processed, changed
 
 
 def events_sweep() -> int:

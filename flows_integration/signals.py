@@ -4,9 +4,9 @@ Both are sent inside the transaction that changed the mirror, so a receiver's wr
 roll back together with the change:
 
 - ``run_status_changed``: one Run, with ``run``, ``old_status``, ``new_status`` and ``state_id``
-  (a webhook's refresh, Create Run, triage);
-- ``runs_status_changed``: a reconcile chunk's Runs at once, with ``changes``, a list of
-  ``RunChange``, so a receiver can do its work set-wise.
+  (Create Run, triage, a refresh of one Run);
+- ``runs_status_changed``: many Runs at once (a reconcile chunk, a drain of the webhook inbox),
+  with ``changes``, a list of ``RunChange``, so a receiver can do its work set-wise.
 """
 
 from dataclasses import dataclass

@@ -20,6 +20,8 @@ from flows_integration import services
     max_retries=8,
 )
 def process_event(event_id: int) -> None:
+    """Drain a batch of the inbox from this event; retried when its own run's Get Run fails
+    in a way that may pass."""
     structlog.contextvars.bind_contextvars(event_id=event_id)
     services.event_process(event_id)
 
