@@ -31,6 +31,7 @@ ROW_MARK = "<tr data-href="
 # A clinical review half typed (a denial, two diagnosis rows), as the form re-render posts it;
 # the locust users post the same (the scenario hands it to them in their plan).
 CLINICAL_DRAFT = {
+    "~form": "1",  # what every rendered form sends with its fields (schema_forms.form.FIELDS)
     "decision": "deny",
     "denialReason": "insufficient-documentation",
     "diagnosisCodes~rows": "2",

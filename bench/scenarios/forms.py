@@ -60,7 +60,11 @@ def generated_post(size: int) -> dict[str, str]:
         "textarea": "a longer note",
         "email": "a@example.org",
     }
-    return {f"field{i:03d}": values[KINDS[i % len(KINDS)]] for i in range(size)}
+    post = {f"field{i:03d}": values[KINDS[i % len(KINDS)]] for i in range(size)}
+    for i in range(0, size, 3):  # a required boolean is a checkbox, which sends "on" ticked
+        if KINDS[i % len(KINDS)] == "boolean":
+            post[f"field{i:03d}"] = "on"
+    return post
 
 
 def plain_form_class(size: int) -> type:

@@ -486,7 +486,7 @@ def _loop(world: World, run_url: str, reviewer: httpx.Client, sizes: Sizes) -> d
                 raise BenchError(f"claim answered {claimed.status_code}: {claimed.text[:300]}")
             began = time.perf_counter()
             answer = reviewer.post(
-                f"/items/{pk}/submit/", data={"memberId": MEMBER_ID}, headers=htmx
+                f"/items/{pk}/submit/", data={"~form": "1", "memberId": MEMBER_ID}, headers=htmx
             )
             answered = time.perf_counter()
             if answer.status_code != 200:
