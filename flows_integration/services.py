@@ -496,11 +496,16 @@ def mirror_apply_many(
                 moved.append((run, old_status, old_state))
         for names, runs in to_update.items():
             _runs_update(runs, names)
+        # New rows in the order of their unique key, here and run by run below: two drains
+        # inserting the same new Runs (each holding other events of them) then wait for each
+        # other; in different orders each waited on a row the other had inserted, a deadlock.
+        to_create.sort(key=lambda run: run.flow_run_id)
         if to_create and not _runs_insert(to_create):
-            # A webhook's refresh inserted one of them since the SELECT (rare): mirror_apply's
+            # Another transaction inserted one of them since the SELECT: mirror_apply's
             # get_or_create settles that race run by run, and announces what it changed.
-            raced = {run.flow_run_id for run in to_create}
-            moved = [entry for entry in moved if entry[0].flow_run_id not in raced]
+            raced = [run.flow_run_id for run in to_create]
+            raced_ids = set(raced)
+            moved = [entry for entry in moved if entry[0].flow_run_id not in raced_ids]
             results = [
                 mirror_apply(by_id[run_id], hint_state_id=hints.get(run_id, "")) for run_id in raced
             ]
