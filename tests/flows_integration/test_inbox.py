@@ -5,21 +5,20 @@ Against a Sohar-like server over real HTTP: its Get Run names no state and no te
 webhooks' ``stateId`` decides where each Run waits, and the Run's template by that state.
 """
 
-import threading
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from flows_integration import client, services
 from flows_integration.models import FlowRun, WebhookEvent
 from reviewqueue.models import ItemStatus, ReviewItem
+from tests.concurrency import at_once
 from tests.flows_integration.faulty_server import respond, slow
 from tests.flows_integration.sohar_like import SoharLikeServer, flowdesk_pointed_at
 from tests.reviewqueue.test_unconfirmed import TWO_PAUSES
@@ -189,29 +188,6 @@ def test_the_webhooks_state_places_each_run_when_get_run_names_none(sohar, two_l
 
 
 # --- Concurrent drains (PostgreSQL: SKIP LOCKED) ----------------------------------------------
-
-
-def at_once(count: int, work: Callable[[int], Any]) -> list[Any]:
-    """``work(i)`` in ``count`` threads released together; each result or exception."""
-    barrier = threading.Barrier(count)
-    results: list[Any] = [None] * count
-
-    def run(index: int) -> None:
-        try:
-            barrier.wait(timeout=30)
-            results[index] = work(index)
-        except Exception as exc:
-            results[index] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(index,)) for index in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads), "a thread is stuck"
-    return results
 
 
 postgresql_only = pytest.mark.skipif(

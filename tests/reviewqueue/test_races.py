@@ -2,15 +2,13 @@
 eight people pressing "get next" over a thousand items, and a double submit from two tabs while
 deliveries race each other to the real engine."""
 
-import threading
 import uuid
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group
-from django.db import connection, connections
+from django.db import connection
 from django.utils import timezone
 
 from audit.models import AuditEvent
@@ -24,6 +22,7 @@ from reviewqueue.models import (
     Submission,
     SubmissionStatus,
 )
+from tests.concurrency import at_once
 from tests.reviewqueue import test_delivery
 from tests.reviewqueue.conftest import CLINICAL_ANSWER, CLINICAL_REVIEW, clinical_form_data
 from tests.reviewqueue.test_delivery import engine_pending_item
@@ -40,30 +39,6 @@ pytestmark = [
 
 # Every Update Run the engine received, counted engine-side.
 engine_updates = test_delivery.engine_updates
-
-
-def at_once(count: int, work: Callable[[int], Any]) -> list[Any]:
-    """Run ``work(i)`` in ``count`` threads released together; each result, or the exception it
-    raised. Each thread closes its own database connection when done."""
-    barrier = threading.Barrier(count)
-    results: list[Any] = [None] * count
-
-    def run(index: int) -> None:
-        try:
-            barrier.wait(timeout=30)
-            results[index] = work(index)
-        except Exception as exc:
-            results[index] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(index,)) for index in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads), "a thread is stuck"
-    return results
 
 
 def clinical_team(django_user_model, count: int) -> list:
