@@ -639,7 +639,8 @@ def _announce(run: FlowRun, old_status: str, old_state: str) -> None:
 
 
 class VersionCache:
-    """The stored template versions, read in one query for a whole reconcile pass.
+    """The stored template versions, read in one query for a whole reconcile pass or one drain
+    of the inbox.
 
     Keyed on ``(template_id, number)`` for Get Run's answers and on the pk for the runs'
     own; a version the server names that is not stored yet is imported once, on first sight.
