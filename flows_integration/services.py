@@ -7,9 +7,11 @@ only what moved, and announce a status or state change with ``run_status_changed
 ``runs_status_changed`` (many) inside the same transaction.
 """
 
+import atexit
 import functools
 import json
 import logging
+import os
 import re
 import threading
 import time
@@ -52,8 +54,9 @@ INBOX_BATCH = 200
 # take a minute (the client's timeouts and retries), and the claim must end well within the
 # task's time limit. The events not asked for are claimed again by a later drain.
 INBOX_ASK_WITHIN = 20.0
-# How old an event is, at least, when a drain starts from it in a burst (see ``event_process``).
-INBOX_LINGER = 0.25
+# How long a process gathers the events it stores before one task is published to drain them
+# all (``_EventsToPublish``): a burst costs a publish and a task per window, not per event.
+INBOX_PUBLISH_WINDOW = 0.2
 RECONCILE_CHUNK = 500
 RECONCILE_LEASE = "reconcile"
 # Longer than one chunk takes (its Get Runs and writes): the lease is renewed between chunks,
@@ -912,38 +915,22 @@ class Drained:
     failed: dict[uuid.UUID, "flows_client.FlowsError"]
 
 
-def event_process(event_id: int, *, batch: int = INBOX_BATCH) -> Drained | None:
-    """Drain the inbox from an event: one Get Run per run of a batch of waiting events (this
-    one and up to ``batch`` others, oldest first), made concurrently, the answers written
+def events_process(event_ids: Sequence[int], *, batch: int = INBOX_BATCH) -> Drained | None:
+    """Drain the inbox from a task's events: one Get Run per run of these events and of up to
+    ``batch`` other waiting ones (oldest first), made concurrently, the answers written
     set-wise (``mirror_apply_many``), and every event they answer marked processed. None when
-    the event is processed already: one indexed read, all that most tasks of a burst do. When
-    other events are waiting, it first lets the event grow ``INBOX_LINGER`` old.
+    no event of the task is left to take: one indexed read.
 
-    Two drains never take the same event (``_inbox_claim``), and a drain starts only from an
-    event that no other drain holds (``_events_claim``). A run whose Get Run fails keeps
-    its events unprocessed and the rest of the batch is written all the same; then the failure
-    of this event's own run is raised, so that its task retries one that may pass (the
-    sweeper re-sends the others).
+    Two drains never take the same event (``_inbox_claim``), and a drain starts only from events
+    of its own task that no other drain holds (``_events_claim``). A run whose Get Run fails
+    keeps its events unprocessed and the rest of the batch is written all the same; then a
+    failure that may pass, of one of the task's own runs, is raised so that the task retries
+    (the sweeper re-sends the others).
     """
-    received_at = (
-        WebhookEvent.objects.filter(pk=event_id, processed_at__isnull=True)
-        .values_list("received_at", flat=True)
-        .first()
-    )
-    if received_at is None:
+    if not WebhookEvent.objects.filter(pk__in=event_ids, processed_at__isnull=True).exists():
         return None
-    now = timezone.now()
-    linger = min(INBOX_LINGER - (now - received_at).total_seconds(), INBOX_LINGER)
-    recent = now - INBOX_GRACE  # older ones are stuck (failing), not a burst
-    waiting = WebhookEvent.objects.filter(processed_at__isnull=True, received_at__gte=recent)
-    if linger > 0 and waiting.exclude(pk=event_id).exists():
-        # Others are waiting: a burst. More of it arrives while this drain waits, and a drain
-        # of many events costs hardly more than a drain of one (its statements are a fixed
-        # cost), so the receiver, sharing the machine, gets the CPU. An event alone goes at
-        # once, and so does one whose task comes late (a backlog: batches are full anyway).
-        time.sleep(linger)
     with _inbox_claim():
-        own_run, run_ids = _events_claim(event_id, batch=batch)
+        own_runs, run_ids = _events_claim(event_ids, batch=batch)
         asked_at = timezone.now()
         answers = _get_runs(run_ids)
         infos = [a for a in answers.values() if not isinstance(a, flows_client.FlowsError)]
@@ -957,10 +944,12 @@ def event_process(event_id: int, *, batch: int = INBOX_BATCH) -> Drained | None:
         _get_runs_failed(failed)
     if infos:
         health_record_success()
-    if own_run is not None and (own_run in failed or own_run not in answers):
-        # Its event stays in the inbox; its task retries what may pass. A run not asked at all
-        # (throttled, or out of time) takes the batch's failure that may pass.
-        error = failed.get(own_run) or next((e for e in failed.values() if e.retryable), None)
+    unanswered = [run_id for run_id in own_runs if run_id in failed or run_id not in answers]
+    if unanswered:
+        # Their events stay in the inbox; the task retries what may pass. A run not asked at
+        # all (throttled, or out of time) takes the batch's failure that may pass.
+        error = next((failed[r] for r in unanswered if r in failed and failed[r].retryable), None)
+        error = error or next((e for e in failed.values() if e.retryable), None)
         if error is not None:
             raise error
     return Drained(processed, changed, failed)
@@ -986,28 +975,31 @@ def _inbox_claim() -> Iterator[None]:
         yield
 
 
-def _events_claim(event_id: int, *, batch: int) -> tuple[uuid.UUID | None, list[uuid.UUID]]:
-    """Lock ``event_id`` and up to ``batch`` other unprocessed events, oldest first, skipping
-    those another drain holds: the run of ``event_id`` and the distinct runs of the claim.
+def _events_claim(
+    event_ids: Sequence[int], *, batch: int
+) -> tuple[set[uuid.UUID], list[uuid.UUID]]:
+    """Lock the unprocessed events of ``event_ids`` and up to ``batch`` other events, oldest
+    first, skipping those another drain holds: the runs of the task's own events locked, and
+    the distinct runs of the whole claim.
 
-    Nothing, when another drain holds (or has processed) ``event_id``: it answers that event,
-    and the waiting events it left have tasks of their own; taking a few of them here would
-    make many small drains of a burst, each with the fixed cost of a drain.
+    Nothing, when other drains hold (or have processed) all of ``event_ids``: they answer those
+    events, and the waiting events they left have tasks of their own; taking a few of them here
+    would make many small drains, each with the fixed cost of a drain.
     """
     unprocessed = WebhookEvent.objects.select_for_update(skip_locked=True).filter(
         processed_at__isnull=True
     )
-    own = list(unprocessed.filter(pk=event_id).values_list("flow_run_id", flat=True))
+    own = list(unprocessed.filter(pk__in=event_ids).values_list("flow_run_id", flat=True))
     if not own:
-        return None, []
+        return set(), []
     # The LIMIT in the locking statement itself: as a subquery's, it would pick the oldest rows
     # whether held or not, and a second drain would skip all of them and take nothing.
     others = (
-        unprocessed.exclude(pk=event_id)
+        unprocessed.exclude(pk__in=event_ids)
         .order_by("received_at")
         .values_list("flow_run_id", flat=True)[:batch]
     )
-    return own[0], list(dict.fromkeys([*own, *others]))
+    return set(own), list(dict.fromkeys([*own, *others]))
 
 
 def _get_runs(
@@ -1072,20 +1064,94 @@ def events_sweep() -> int:
             processed_at__isnull=True, received_at__lt=timezone.now() - INBOX_GRACE
         ).values_list("pk", flat=True)[:1000]
     )
-    for event_id in stale:
-        _enqueue_event(event_id)
+    for start in range(0, len(stale), INBOX_BATCH):
+        _publish_events(stale[start : start + INBOX_BATCH])
     return len(stale)
 
 
 def _enqueue_event(event_id: int) -> None:
+    """Called once the event's row is committed: a task to drain it is published within
+    ``INBOX_PUBLISH_WINDOW``, with the other events this process stores meanwhile."""
+    _events_to_publish.add(event_id)
+
+
+class _EventsToPublish:
+    """The events this process has stored and not yet handed to a worker.
+
+    The first event of a window starts a timer; when it fires, one task carries every event
+    added meanwhile. Each event is thus in a task published after its row was committed, as when
+    each had its own, and a drain takes all of its task's events (``events_process``). What a
+    process holds when it dies unannounced is lost with it: the sweeper re-sends those events
+    after ``INBOX_GRACE``.
+    """
+
+    def __init__(self) -> None:
+        self._reset()
+        # A child process (a forking server's worker) starts with none: the parent publishes
+        # what it held, and a timer thread is not carried across fork().
+        os.register_at_fork(after_in_child=self._reset)
+        atexit.register(self.flush)
+
+    def _reset(self) -> None:
+        self._lock = threading.Lock()
+        self._event_ids: list[int] = []
+        self._timer: threading.Timer | None = None
+
+    def add(self, event_id: int) -> None:
+        with self._lock:
+            self._event_ids.append(event_id)
+            full = len(self._event_ids) >= INBOX_BATCH
+            if self._timer is None and not full:
+                # Else the pending publish takes this event too.
+                self._timer = threading.Timer(INBOX_PUBLISH_WINDOW, self.flush)
+                self._timer.daemon = True
+                self._timer.start()
+        if full:
+            self.flush()  # a drain's worth goes at once
+
+    def flush(self) -> None:
+        """Publish the events held now (the timer's work; at exit, what is left)."""
+        with self._lock:
+            event_ids = self._take()
+        if not event_ids:
+            return
+        try:
+            _publish_events(event_ids)
+        except Exception:
+            # Not raised into a request, nor out of the timer's thread: the events are stored,
+            # and the sweeper re-sends them once the broker answers.
+            logger.exception("Publishing %d inbox events failed", len(event_ids))
+
+    def discard(self) -> None:
+        """Forget the events held, unpublished: a test's, at its end, so that they do not reach
+        the next test's broker."""
+        with self._lock:
+            self._take()
+
+    def _take(self) -> list[int]:
+        """The events held, no longer held, and the pending publish called off (under the
+        lock)."""
+        event_ids, self._event_ids = self._event_ids, []
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        return event_ids
+
+
+_events_to_publish = _EventsToPublish()
+
+
+def _publish_events(event_ids: list[int]) -> None:
     from flows_integration import tasks
 
     # No publish retries: a webhook answer must not wait on a broker that is down. The
     # arguments' reprs (for the worker's log) are given, or Celery computes them with reprlib on
-    # every publish: a sixth of the publish's CPU, and the publish is a third of the receiver's.
-    # (celery-types does not list these options of apply_async.)
-    tasks.process_event.apply_async(  # type: ignore[call-arg]
-        args=(event_id,), argsrepr=f"({event_id},)", kwargsrepr="{}", retry=False
+    # every publish. (celery-types does not list these options of apply_async.)
+    tasks.process_events.apply_async(  # type: ignore[call-arg]
+        args=(event_ids,),
+        argsrepr=f"({len(event_ids)} events,)",
+        kwargsrepr="{}",
+        retry=False,
     )
 
 

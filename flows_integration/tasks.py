@@ -19,11 +19,19 @@ from flows_integration import services
     retry_jitter=True,
     max_retries=8,
 )
+def process_events(event_ids: list[int]) -> None:
+    """Drain a batch of the inbox from these events (those a web process stored within a
+    moment of each other); retried when one of their runs' Get Run fails in a way that may
+    pass."""
+    structlog.contextvars.bind_contextvars(events=len(event_ids))
+    services.events_process(event_ids)
+
+
+@shared_task(acks_late=True, time_limit=120)
 def process_event(event_id: int) -> None:
-    """Drain a batch of the inbox from this event; retried when its own run's Get Run fails
-    in a way that may pass."""
-    structlog.contextvars.bind_contextvars(event_id=event_id)
-    services.event_process(event_id)
+    """One event's drain, as published before events were published together: the messages
+    still queued when a deploy replaces the web processes."""
+    process_events.delay([event_id])
 
 
 @shared_task(acks_late=True, time_limit=120)

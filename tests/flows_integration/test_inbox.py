@@ -86,7 +86,7 @@ def test_a_batch_of_events_for_many_runs_asks_once_per_run_and_opens_every_item(
         *[(run_id, "PENDING", "first-look") for run_id in runs],
     )
 
-    drained = services.event_process(events[-1].pk)
+    drained = services.events_process([events[-1].pk])
 
     assert drained is not None
     assert (drained.processed, len(drained.changed), drained.failed) == (60, 30, {})
@@ -101,7 +101,7 @@ def test_a_batch_of_events_for_many_runs_asks_once_per_run_and_opens_every_item(
     assert items.count() == 30
     assert {(item.status, item.state_id) for item in items} == {(ItemStatus.OPEN, "first-look")}
     # The other events' own tasks find nothing to do, without asking the server again.
-    assert services.event_process(events[0].pk) is None
+    assert services.events_process([events[0].pk]) is None
     assert len(sohar.requests_to(GET_RUN)) == 30
 
 
@@ -109,7 +109,7 @@ def test_a_batch_writes_with_a_number_of_statements_that_does_not_grow_with_it(s
     def statements(count: int) -> int:
         events = store(*[(sohar.start_run(), "PENDING", "first-look") for _ in range(count)])
         with CaptureQueriesContext(connection) as queries:
-            drained = services.event_process(events[0].pk)
+            drained = services.events_process([events[0].pk])
         assert drained is not None and drained.processed == count
         return len(queries.captured_queries)
 
@@ -118,15 +118,15 @@ def test_a_batch_writes_with_a_number_of_statements_that_does_not_grow_with_it(s
     assert statements(5) == statements(40)
 
 
-def test_a_drain_takes_its_own_event_and_the_oldest_others(sohar, two_looks):
-    events = store(*[(sohar.start_run(), "PENDING", "first-look") for _ in range(8)])
+def test_a_drain_takes_its_tasks_events_and_the_oldest_others(sohar, two_looks):
+    events = store(*[(sohar.start_run(), "PENDING", "first-look") for _ in range(10)])
 
-    drained = services.event_process(events[-1].pk, batch=3)
+    drained = services.events_process([events[-2].pk, events[-1].pk], batch=3)
 
-    assert drained is not None and drained.processed == 4
-    taken = {str(event.flow_run_id) for event in events[:3] + events[-1:]}
+    assert drained is not None and drained.processed == 5
+    taken = {str(event.flow_run_id) for event in events[:3] + events[-2:]}
     assert set(get_runs_by_run(sohar)) == taken
-    assert unprocessed() == {str(event.flow_run_id) for event in events[3:-1]}
+    assert unprocessed() == {str(event.flow_run_id) for event in events[3:-2]}
 
 
 def test_a_failing_get_run_holds_back_only_that_runs_events(sohar, two_looks):
@@ -135,7 +135,7 @@ def test_a_failing_get_run_holds_back_only_that_runs_events(sohar, two_looks):
     # 500: a failure that may pass, which the client does not retry itself.
     sohar.plan(f"{GET_RUN}{failing}", respond(500, {"error": "api_error"}))
 
-    drained = services.event_process(events[1].pk)
+    drained = services.events_process([events[1].pk])
 
     assert drained is not None
     assert (drained.processed, list(drained.failed)) == (3, [uuid.UUID(failing)])
@@ -144,14 +144,15 @@ def test_a_failing_get_run_holds_back_only_that_runs_events(sohar, two_looks):
     assert ReviewItem.objects.filter(run__flow_run_id__in=fine).count() == 3
     assert not FlowRun.objects.filter(flow_run_id=failing).exists()
 
-    # The failing Run's own task raises, so that Celery retries it; the others stay done.
+    # A task holding one of the failing Run's events raises, so that Celery retries it; the
+    # others stay done.
     sohar.plan(f"{GET_RUN}{failing}", respond(503, {"error": "api_error"}, {"Retry-After": "60"}))
     with pytest.raises(client.TransientFlowsError):
-        services.event_process(events[0].pk)
+        services.events_process([events[1].pk, events[0].pk])
     assert unprocessed() == {failing}
 
     # The retry, once the server answers again.
-    retried = services.event_process(events[0].pk)
+    retried = services.events_process([events[0].pk])
     assert retried is not None and retried.processed == 2
     assert not unprocessed()
     assert ReviewItem.objects.filter(run__flow_run_id=failing).count() == 1
@@ -170,7 +171,7 @@ def test_the_webhooks_state_places_each_run_when_get_run_names_none(sohar, two_l
         (late, "IN_PROGRESS", ""),
     )
 
-    services.event_process(events[0].pk)
+    services.events_process([events[0].pk])
 
     placed = dict(
         FlowRun.objects.filter(flow_run_id__in=[first, second, late]).values_list(
@@ -204,13 +205,13 @@ def test_concurrent_drains_never_take_the_same_event(sohar, two_looks):
     # Slow answers keep each drain's claim open while the others claim theirs.
     sohar.always(GET_RUN, slow(0.02))
 
-    drains = at_once(4, lambda i: services.event_process(events[i * 30].pk, batch=40))
+    drains = at_once(4, lambda i: services.events_process([events[i * 30].pk], batch=40))
 
     assert not [drain for drain in drains if isinstance(drain, Exception)], drains
     assert sum(1 for drain in drains if drain is not None and drain.processed) >= 2
     processed = sum(drain.processed for drain in drains if drain is not None)
     while (left := WebhookEvent.objects.filter(processed_at=None).first()) is not None:
-        again = services.event_process(left.pk)
+        again = services.events_process([left.pk])
         processed += again.processed if again is not None else 0
     assert processed == 120
     # Each Run has one event: a Run asked twice would be an event taken twice.
@@ -227,12 +228,12 @@ def test_concurrent_drains_over_runs_split_between_them_end_without_deadlock(soh
     )
     sohar.always(GET_RUN, slow(0.02))
 
-    drains = at_once(4, lambda i: services.event_process(events[i * 30].pk, batch=25))
+    drains = at_once(4, lambda i: services.events_process([events[i * 30].pk], batch=25))
 
     # A deadlock would have ended one of them with an error.
     assert not [drain for drain in drains if isinstance(drain, Exception)], drains
     # What the four did not take, later drains do.
     while (left := WebhookEvent.objects.filter(processed_at=None).first()) is not None:
-        services.event_process(left.pk)
+        services.events_process([left.pk])
     assert ReviewItem.objects.filter(status=ItemStatus.OPEN).count() == 60
     assert set(FlowRun.objects.values_list("state_id", flat=True)) == {"first-look"}

@@ -68,22 +68,23 @@ def test_with_the_broker_down_webhooks_still_get_2xx_and_are_processed_later(
 ):
     from flows_integration import tasks
 
-    # Every publish the receiver makes, as (retry asked for, what the broker answered). A
-    # publish with retries is what would hold the webhook's answer; counted, not timed, so a
-    # loaded machine cannot decide it.
-    publishes: list[tuple[object, str]] = []
-    publish = tasks.process_event.apply_async
+    # Every publish the receiver makes, as (retry asked for, events carried, what the broker
+    # answered). A publish with retries is what would hold the webhook's answer; counted, not
+    # timed, so a loaded machine cannot decide it.
+    publishes: list[tuple[object, int, str]] = []
+    publish = tasks.process_events.apply_async
 
     def recording_publish(*args, **kwargs):
+        carried = len(kwargs["args"][0])
         try:
             result = publish(*args, **kwargs)
         except Exception as exc:
-            publishes.append((kwargs.get("retry"), type(exc).__name__))
+            publishes.append((kwargs.get("retry"), carried, type(exc).__name__))
             raise
-        publishes.append((kwargs.get("retry"), "queued"))
+        publishes.append((kwargs.get("retry"), carried, "queued"))
         return result
 
-    monkeypatch.setattr(tasks.process_event, "apply_async", recording_publish)
+    monkeypatch.setattr(tasks.process_events, "apply_async", recording_publish)
     real_broker = celery_app.conf.broker_url
     real_options = dict(celery_app.conf.broker_transport_options or {})
     # Nothing listens on port 1: a real broker connection that is refused at once.
@@ -103,14 +104,20 @@ def test_with_the_broker_down_webhooks_still_get_2xx_and_are_processed_later(
             assert attempt is not None and attempt.response_status == 200
         unprocessed = WebhookEvent.objects.filter(processed_at__isnull=True).count()
         assert unprocessed >= 2
+        # The receiver publishes its events a moment after storing them: wait for every one to
+        # have been tried while the broker is still down.
+        eventually(
+            lambda: (
+                sum(carried for retry, carried, _ in publishes if retry is False) == unprocessed
+            ),
+            what="the receiver to try publishing its events",
+        )
     finally:
         _point_broker_at(real_broker, real_options)
-    # The receiver tried the broker once per event, without retries, met it down and answered
-    # anyway. (A task's own retry, from a worker thread of an earlier test, publishes with
-    # retry unset; it is not the receiver's.)
-    by_receiver = [outcome for retry, outcome in publishes if retry is False]
-    assert len(by_receiver) == unprocessed
-    assert "queued" not in by_receiver
+    # The receiver tried the broker without retries, met it down and answered anyway. (A
+    # task's own retry, from a worker thread of an earlier test, publishes with retry unset; it
+    # is not the receiver's.)
+    assert "queued" not in [outcome for retry, _, outcome in publishes if retry is False]
     monkeypatch.undo()
 
     # The broker is back: the sweeper finds the unprocessed events and a worker handles them.

@@ -322,10 +322,10 @@ def test_one_refresh_answers_every_event_of_the_run_received_before_it(flows_api
         )
         for i, status in enumerate(["IN_PROGRESS", "IN_PROGRESS", "PENDING"])
     ]
-    assert services.event_process(events[0].pk) is not None
+    assert services.events_process([events[0].pk]) is not None
     assert all(
         processed for processed in WebhookEvent.objects.values_list("processed_at", flat=True)
     )
     # The other events' own tasks have nothing left to ask.
-    assert services.event_process(events[1].pk) is None
-    assert services.event_process(events[2].pk) is None
+    assert services.events_process([events[1].pk]) is None
+    assert services.events_process([events[2].pk]) is None

@@ -58,7 +58,7 @@ def webhook(run_id: str, status: str, state_id: str = "") -> None:
         svix_id=f"msg_{run_id}_{status}_{state_id}", payload=payload
     )
     assert event_id is not None
-    integration.event_process(event_id)
+    integration.events_process([event_id])
 
 
 def started_elsewhere(sohar: SoharLikeServer) -> str:
