@@ -429,17 +429,28 @@ def mirror_apply(info: "flows_client.RunInfo", *, hint_state_id: str = "") -> Re
     """Upsert the mirror of one run from a Get Run answer; write nothing when nothing changed."""
     version = _version_of(info)
     with transaction.atomic():
-        run, created = FlowRun.objects.select_for_update().get_or_create(
-            flow_run_id=info.flow_run_id, defaults={"status": info.status}
-        )
-        old_status, old_state = ("" if created else run.status), run.state_id
-        version = version or run.version or version_for_pause(info, hint_state_id)
-        fields = _mirror_update(run, info, version, hint_state_id, created=created)
-        if not fields:
+        run, before = _mirror_write(info, version, hint_state_id)
+        if before is None:
             return Refreshed(run, False)
-        run.save(update_fields=fields)
-        _announce(run, old_status, old_state)
+        _announce(run, *before)
     return Refreshed(run, True)
+
+
+def _mirror_write(
+    info: "flows_client.RunInfo", version: TemplateVersion | None, hint_state_id: str
+) -> tuple[FlowRun, tuple[str, str] | None]:
+    """Lock (or insert) one run's mirror row and write what changed, announcing nothing, in the
+    caller's transaction: the row, and its status and state before when anything was written."""
+    run, created = FlowRun.objects.select_for_update().get_or_create(
+        flow_run_id=info.flow_run_id, defaults={"status": info.status}
+    )
+    old_status, old_state = ("" if created else run.status), run.state_id
+    version = version or run.version or version_for_pause(info, hint_state_id)
+    fields = _mirror_update(run, info, version, hint_state_id, created=created)
+    if not fields:
+        return run, None
+    run.save(update_fields=fields)
+    return run, (old_status, old_state)
 
 
 def mirror_apply_many(
@@ -478,7 +489,6 @@ def mirror_apply_many(
     to_update: dict[tuple[str, ...], list[FlowRun]] = {}
     to_create: list[FlowRun] = []
     moved: list[tuple[FlowRun, str, str]] = []
-    applied_alone: list[FlowRun] = []
     with transaction.atomic():
         # Locked in pk order, so that two transactions locking overlapping sets of runs wait
         # for each other instead of deadlocking.
@@ -504,15 +514,18 @@ def mirror_apply_many(
         # other; in different orders each waited on a row the other had inserted, a deadlock.
         to_create.sort(key=lambda run: run.flow_run_id)
         if to_create and not _runs_insert(to_create):
-            # Another transaction inserted one of them since the SELECT: mirror_apply's
-            # get_or_create settles that race run by run, and announces what it changed.
-            raced = [run.flow_run_id for run in to_create]
-            raced_ids = set(raced)
+            # Another transaction inserted one of them since the SELECT: a locking
+            # get_or_create settles that race run by run. Announced with the rest below, once
+            # every row is written: opening items locks the audit trail's head, and holding it
+            # while waiting on a row another drain inserted, which waits for the head to open
+            # its own items, was a deadlock.
+            raced_ids = {run.flow_run_id for run in to_create}
             moved = [entry for entry in moved if entry[0].flow_run_id not in raced_ids]
-            results = [
-                mirror_apply(by_id[run_id], hint_state_id=hints.get(run_id, "")) for run_id in raced
-            ]
-            applied_alone = [result.run for result in results if result.changed]
+            for new in to_create:
+                run_id = new.flow_run_id
+                run, before = _mirror_write(by_id[run_id], answered[run_id], hints.get(run_id, ""))
+                if before is not None:
+                    moved.append((run, *before))
         changes = [
             RunChange(run, old_status, run.status, run.state_id)
             for run, old_status, old_state in moved
@@ -522,7 +535,7 @@ def mirror_apply_many(
             # One announcement for the chunk: the review queue opens and closes its items
             # set-wise (one by one, 10,000 Runs cost 80,000 statements).
             runs_status_changed.send(sender=FlowRun, changes=changes)
-    return [run for run, _, _ in moved] + applied_alone
+    return [run for run, _, _ in moved]
 
 
 def _mirror_suspects(

@@ -17,7 +17,7 @@ from django.test.utils import CaptureQueriesContext
 
 from flows_integration import client, services
 from flows_integration.models import FlowRun, SyncLease, SyncPass
-from flows_integration.signals import runs_status_changed
+from flows_integration.signals import run_status_changed, runs_status_changed
 from tests.documents import SIGN_OFF
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -238,6 +238,38 @@ def test_a_row_inserted_by_a_refresh_meanwhile_is_applied_as_the_stored_row(
     assert [run.flow_run_id for run in changed] == [run_id]
     assert FlowRun.objects.filter(flow_run_id=run_id).count() == 1
     assert status_changes == [(str(run_id), "IN_PROGRESS", "PENDING", "collect-member-id")]
+
+
+def test_runs_raced_are_all_written_before_any_is_announced(monkeypatch):
+    # Announcing opens items, which locks the audit trail's head until the transaction ends:
+    # announcing one raced run before inserting the next let two drains deadlock, one holding
+    # the head and waiting on a row the other had inserted, the other waiting for the head.
+    first, second = sorted([uuid.uuid4(), uuid.uuid4()])
+    insert = services._runs_insert
+
+    def a_refresh_wins_the_race_for_the_first(runs):
+        FlowRun.objects.create(flow_run_id=first, status="IN_PROGRESS")
+        return insert(runs)
+
+    monkeypatch.setattr(services, "_runs_insert", a_refresh_wins_the_race_for_the_first)
+    stored_when_announced: list[set[uuid.UUID]] = []
+
+    def record(**kwargs):
+        stored = FlowRun.objects.filter(flow_run_id__in=[first, second])
+        stored_when_announced.append(set(stored.values_list("flow_run_id", flat=True)))
+
+    run_status_changed.connect(record, weak=False)
+    runs_status_changed.connect(record, weak=False)
+    try:
+        changed = apply_many(
+            [answer(run_id, "PENDING", state_id="collect-member-id") for run_id in (first, second)]
+        )
+    finally:
+        run_status_changed.disconnect(record)
+        runs_status_changed.disconnect(record)
+
+    assert sorted(str(run.flow_run_id) for run in changed) == [str(first), str(second)]
+    assert stored_when_announced == [{first, second}]
 
 
 def test_the_version_decides_the_waiting_state_from_the_cache():
