@@ -79,8 +79,10 @@
     if (elt.tagName === "FORM") return; // a whole submit replaces the form; nothing to merge
     var form = formOf(event.detail.target);
     if (!form || !form.contains(elt)) return;
-    var rowAction = elt.name === "~action"; // rows are renumbered: values move with them
-    inFlight.set(event.detail.xhr, { form: form, sent: rowAction ? null : valuesOf(form) });
+    // Removing a row renumbers the rows after it, so what was typed meanwhile cannot be put back
+    // by name; adding one renumbers nothing, and the rows already there keep their typing.
+    var renumbers = elt.name === "~action" && String(elt.value).indexOf("remove:") === 0;
+    inFlight.set(event.detail.xhr, { form: form, sent: renumbers ? null : valuesOf(form) });
   });
 
   // While a part is being swapped, the old part and the new one are both in the form for a

@@ -243,6 +243,33 @@ def test_typing_during_a_slow_re_render_keeps_every_keystroke(
     )
 
 
+def test_typing_in_a_row_while_a_row_is_added_keeps_it(
+    live_server,
+    page,
+    clinical_item,
+    reviewer,  # noqa: F811
+):
+    signed_in(page, live_server, reviewer)
+    open_claimed(page, live_server, clinical_item)
+    form = page.locator("#review-form")
+    form.get_by_label("Deny").check()
+    expect(page.locator("#sf-denialReason span.sf-req")).to_have_count(1)
+    held: list[Route] = []
+    page.route(re.compile(r"/items/\d+/form/$"), lambda route: held.append(route))
+
+    with page.expect_request(re.compile(r"/form/$")):
+        form.get_by_role("button", name="Add a row to Supporting diagnoses").click()
+    # While the new row is on its way, the reviewer types in the row already there.
+    form.locator("#id_diagnosisCodes\\.0\\.code").fill("M17.11")
+    assert len(held) == 1
+    with page.expect_response(re.compile(r"/form/$")):
+        held[0].continue_()
+
+    expect(form.get_by_label("ICD-10-CM code")).to_have_count(2)
+    expect(form.locator("#id_diagnosisCodes\\.0\\.code")).to_have_value("M17.11")
+    expect(form.locator("#id_diagnosisCodes\\.1\\.code")).to_have_value("")
+
+
 def test_no_autosave_ever_writes_an_empty_draft_over_a_real_one(
     live_server,
     page,
