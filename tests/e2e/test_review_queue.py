@@ -19,7 +19,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from flows_integration import services as integration
 from flows_integration.models import FlowRun, FlowTemplate
-from reviewqueue.models import ItemStatus, ReviewItem, Route
+from reviewqueue.models import Draft, ItemStatus, ReviewItem, Route
 from tests.reviewqueue.conftest import (  # noqa: F401
     CLINICAL_INPUT,
     clinical_queue,
@@ -285,6 +285,9 @@ def test_a_draft_survives_a_reload(live_server, page, paused_items, reviewer):  
         form.locator("#id_reviewer\\.name").fill("Alice Draft")
     expect(page.locator("#draft-state")).to_contain_text("Draft saved", timeout=WAIT_MS)
     shot(page, "8-draft-saved")
+    # Stored as typed, before the page shows it again: a failure below is then the page's.
+    saved = Draft.objects.get(item=item).data
+    assert (saved["diagnosisCodes.0.code"], saved["reviewer.name"]) == (["M17.11"], ["Alice Draft"])
 
     page.reload()
     form = page.locator("#review-form")
