@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from django.test import Client
-from playwright.sync_api import Page, Route, expect
+from playwright.sync_api import Locator, Page, Route, expect
 
 from flows_integration import services as integration
 from reviewqueue.models import Draft, ItemStatus, Queue, ReviewItem, Submission
@@ -92,10 +92,13 @@ def clinical_item(prior_auth_version):  # noqa: F811
     return run.review_items.get()
 
 
-def open_claimed(page: Page, live_server, item: ReviewItem) -> None:
+def open_claimed(page: Page, live_server, item: ReviewItem) -> Locator:
+    """The item's page, claimed: its review form."""
     page.goto(f"{live_server.url}/items/{item.pk}/")
     page.get_by_role("button", name="Claim", exact=True).click()
-    expect(page.locator("#review-form")).to_be_visible()
+    form = page.locator("#review-form")
+    expect(form).to_be_visible()
+    return form
 
 
 # --- 1. The side column reads at every width -------------------------------------------------
@@ -198,8 +201,7 @@ def test_a_re_render_arriving_after_an_autosave_never_saves_over_it(
     signed_in(page, live_server, reviewer)
     held: list[Route] = []
     page.route(re.compile(r"/items/\d+/form/$"), lambda route: held.append(route))
-    open_claimed(page, live_server, billing_item)
-    form = page.locator("#review-form")
+    form = open_claimed(page, live_server, billing_item)
     with page.expect_request(re.compile(r"/form/$")):
         form.get_by_label("Reason").select_option(label="Other")
     with page.expect_response(
@@ -225,8 +227,7 @@ def test_typing_during_a_slow_re_render_keeps_every_keystroke(
 ):
     signed_in(page, live_server, reviewer)
     _slow_form_partial(page, 1.5)
-    open_claimed(page, live_server, billing_item)
-    form = page.locator("#review-form")
+    form = open_claimed(page, live_server, billing_item)
     with page.expect_response(re.compile(r"/form/$")):
         form.get_by_label("Reason").select_option(label="Other")
         # While the re-render is held, the reviewer goes on typing elsewhere.
@@ -250,8 +251,7 @@ def test_typing_in_a_row_while_a_row_is_added_keeps_it(
     reviewer,  # noqa: F811
 ):
     signed_in(page, live_server, reviewer)
-    open_claimed(page, live_server, clinical_item)
-    form = page.locator("#review-form")
+    form = open_claimed(page, live_server, clinical_item)
     form.get_by_label("Deny").check()
     expect(page.locator("#sf-denialReason span.sf-req")).to_have_count(1)
     held: list[Route] = []
@@ -323,8 +323,7 @@ def test_fields_for_another_decision_are_not_shown_or_sent(
     reviewer,  # noqa: F811
 ):
     signed_in(page, live_server, reviewer)
-    open_claimed(page, live_server, clinical_item)
-    form = page.locator("#review-form")
+    form = open_claimed(page, live_server, clinical_item)
     for label in ("Denial reason", "Approved units", "Valid from"):
         expect(form.get_by_label(label)).to_have_count(0)
     form.get_by_label("Deny").check()
@@ -344,8 +343,7 @@ def test_hardship_fields_show_only_for_a_hardship_write_off(
     reviewer,  # noqa: F811
 ):
     signed_in(page, live_server, reviewer)
-    open_claimed(page, live_server, billing_item)
-    form = page.locator("#review-form")
+    form = open_claimed(page, live_server, billing_item)
     expect(form.get_by_label("Household size")).to_have_count(0)
     form.get_by_label("Reason").select_option(label="Financial hardship")
     expect(form.get_by_label("Household size")).to_be_visible()
