@@ -120,14 +120,25 @@
         restore(form, name, state.live[name] || []);
       });
     }
-    if (state.focus && (document.activeElement === document.body || !document.activeElement)) {
-      var again = document.getElementById(state.focus.id);
-      if (again) {
-        again.focus({ preventScroll: true });
-        if (state.focus.caret && state.focus.caret[0] !== null) {
-          try { again.setSelectionRange(state.focus.caret[0], state.focus.caret[1]); } catch (e) { /* no caret */ }
-        }
+    // A row added marks its first field `autofocus`. htmx would focus it when the part settles,
+    // a moment later, and take the caret from someone already typing on; it moves here, at the
+    // swap, and only if the focus went away with the old part (the button pressed).
+    var wanted = null;
+    if (event.target.querySelectorAll) {
+      Array.prototype.forEach.call(event.target.querySelectorAll("[autofocus]"), function (el) {
+        wanted = wanted || el;
+        el.removeAttribute("autofocus");
+      });
+    }
+    var lost = document.activeElement === document.body || !document.activeElement;
+    var again = lost && state.focus ? document.getElementById(state.focus.id) : null;
+    if (again) {
+      again.focus({ preventScroll: true });
+      if (state.focus.caret && state.focus.caret[0] !== null) {
+        try { again.setSelectionRange(state.focus.caret[0], state.focus.caret[1]); } catch (e) { /* no caret */ }
       }
+    } else if (lost && wanted) {
+      wanted.focus();
     }
     refreshSummary(form);
     waiting.forEach(function (issue) { issue(true); });

@@ -277,6 +277,8 @@ def test_a_draft_survives_a_reload(live_server, page, paused_items, reviewer):  
     form.get_by_label("Denial reason").select_option(label="Insufficient documentation")
     form.get_by_role("button", name="Add a row to Supporting diagnoses").click()
     expect(form.get_by_label("ICD-10-CM code")).to_have_count(2)
+    # The new row takes the focus with the swap itself, never later while a field is being typed.
+    expect(form.locator("#id_diagnosisCodes\\.1\\.code")).to_be_focused()
     form.locator("#id_diagnosisCodes\\.0\\.code").fill("M17.11")
     form.locator("#id_diagnosisCodes\\.1\\.code").fill("E11.9")
     form.get_by_label("Rationale").fill("No imaging report was attached.")
