@@ -147,23 +147,30 @@
   } catch (e) { /* storage off: focus stays at the top */ }
 
   // Focus after the item panel is swapped: on the error summary when there are errors, on the
-  // first field after a claim, and otherwise where it was (or on the status, never <body>).
+  // first field after a claim, on a row just added, and otherwise where it was (or on the status,
+  // never <body>). It moves with the swap itself: htmx's settle, a moment later, would move it
+  // while someone (or a test) is already typing in the new panel, so `autofocus` is taken off.
   var lastFocusId = null;
   document.addEventListener("htmx:beforeSwap", function (event) {
     var el = document.activeElement;
     lastFocusId = el && el.id && el !== document.body ? el.id : null;
   });
-  document.addEventListener("htmx:afterSettle", function (event) {
-    // After an outerHTML swap the event's target may be the panel that left the page.
-    var swapped = event.detail.target;
-    var panel = document.getElementById("item-panel");
-    if (!panel || !swapped || swapped.id !== "item-panel") return;
+  document.addEventListener("htmx:afterSwap", function (event) {
+    var panel = event.target;
+    if (!panel || panel.id !== "item-panel" || !panel.querySelectorAll) return;
+    var added = null;
+    Array.prototype.forEach.call(panel.querySelectorAll("[autofocus]"), function (el) {
+      added = added || el;
+      el.removeAttribute("autofocus");
+    });
     var summary = panel.querySelector("#sf-summary");
     var path = event.detail.pathInfo && event.detail.pathInfo.requestPath || "";
     var target = null;
     if (summary) target = summary;
     else if (/\/claim\/$/.test(path)) {
       target = panel.querySelector(FIRST_FIELD);
+    } else if (added) {
+      target = added;
     } else if (document.activeElement === document.body || !document.activeElement) {
       target = (lastFocusId && document.getElementById(lastFocusId)) || panel.querySelector("#item-status");
     }
