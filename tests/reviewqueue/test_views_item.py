@@ -26,6 +26,7 @@ from reviewqueue.models import (
     Note,
     ReviewItem,
     Route,
+    StaffPreferences,
     Submission,
     SubmissionStatus,
 )
@@ -565,6 +566,14 @@ def test_draft_with_htmx_saves_and_renews_the_claim(reviewer, claimed_item):
     assert Draft.objects.get(item=claimed_item, user=reviewer).data == kept(data)
     claimed_item.refresh_from_db()
     assert claimed_item.lease_until > timezone.now() + timedelta(minutes=29)
+
+
+@time_machine.travel("2026-12-05 19:03:41Z", tick=False)
+def test_the_draft_stamp_is_in_the_reviewers_zone_and_names_it(reviewer, claimed_item):
+    StaffPreferences.objects.create(user=reviewer, time_zone="America/New_York")
+    data = typed(**{"reviewer.name": "Al"})
+    response = login(reviewer).post(url("item_draft", claimed_item), data, headers=HX)
+    assert "Draft saved 14:03:41 EST" in response.content.decode()
 
 
 def test_draft_without_htmx_redirects_and_comes_back_on_the_page(reviewer, claimed_item):
