@@ -88,7 +88,10 @@ def logging_config(*, log_format: str, level: str) -> dict[str, Any]:
         # axes logs every failed sign-in with the username at INFO: the audit trail has them.
         # django.db.backends (with DEBUG on) and django.template log at DEBUG what they handle:
         # SQL with its parameters, a page's whole context for each variable it leaves unset.
+        # Django's own handlers on "django" go: its plain console copy of each line, and
+        # mail_admins, whose reports would carry a request's POST data and local variables.
         "loggers": {
+            "django": {"handlers": [], "level": "INFO"},
             "django.db.backends": {"level": "INFO"},
             "django.template": {"level": "INFO"},
             "httpx": {"level": "WARNING"},

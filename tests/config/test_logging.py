@@ -61,6 +61,17 @@ def test_lines_are_json_with_the_request_id():
     assert "timestamp" in line
 
 
+def test_django_lines_go_only_through_our_handler_and_never_by_mail():
+    """Django attaches its own console copy and mail_admins to "django": a report by mail
+    would carry a request's POST data (PHI) and its local variables."""
+    django_logger = logging.getLogger("django")
+    assert django_logger.handlers == []
+    assert django_logger.propagate
+    # pytest adds its capturing handlers beside ours.
+    formatters = [handler.formatter for handler in logging.getLogger().handlers]
+    assert any(isinstance(f, structlog.stdlib.ProcessorFormatter) for f in formatters)
+
+
 def test_production_logs_json_and_development_text():
     assert settings_of("LOG_FORMAT", FLOWDESK_MODE="development")["LOG_FORMAT"] == "console"
     logging_setting = settings_of("LOGGING", LOG_FORMAT="json")["LOGGING"]
