@@ -1,5 +1,6 @@
 import logging
 
+import structlog
 from django.conf import settings
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -32,6 +33,11 @@ def webhook(request: HttpRequest) -> HttpResponse:
         # 5xx so that Svix retries once the database is back.
         logger.exception("webhook %s could not be stored", svix_id)
         return JsonResponse({"error": "temporarily unavailable"}, status=503)
+    # The request's own line then names the Run (event_receive has checked its id is a UUID):
+    # its events are drained in tasks that carry many webhooks and no one request's id.
+    structlog.contextvars.bind_contextvars(
+        webhook_id=svix_id, flow_run_id=str(payload.get("flowRunId"))
+    )
     return JsonResponse({"status": "duplicate" if event is None else "accepted"})
 
 

@@ -1,6 +1,7 @@
 """POST /flows/webhooks/: verify, store once, answer fast, enqueue on commit."""
 
 import json
+import logging
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -100,6 +101,20 @@ def test_an_event_is_one_statement_in_autocommit_and_a_duplicate_is_not_enqueued
     assert not any(sql.startswith(("BEGIN", "SAVEPOINT", "COMMIT")) for sql in sqls)
     # Outside a transaction the enqueue runs at once, the row being committed already.
     assert enqueued == [WebhookEvent.objects.get().pk]
+
+
+@pytest.mark.django_db
+def test_the_request_line_of_a_stored_event_names_its_run(client, settings, caplog):
+    settings.LOG_REQUESTS = True
+    body = event_body()
+    headers = signed(body)
+    with caplog.at_level(logging.INFO, logger="flowdesk.request"):
+        post(client, body, headers)
+    (line,) = [record.msg for record in caplog.records if record.name == "flowdesk.request"]
+    assert line["route"] == URL
+    assert line["flow_run_id"] == json.loads(body)["flowRunId"]
+    assert line["webhook_id"] == headers["svix-id"]
+    assert line["request_id"]
 
 
 @pytest.mark.django_db
