@@ -268,7 +268,9 @@ def test_typing_in_a_row_while_a_row_is_added_keeps_it(
     expect(form.get_by_label("ICD-10-CM code")).to_have_count(2)
     # Once the new part has settled (htmx focuses `autofocus` fields then), the caret is still
     # where the reviewer was typing, not in the new row.
-    expect(form.locator("#sf-diagnosisCodes")).not_to_have_class(re.compile(r"htmx-(added|settling)"))
+    expect(form.locator("#sf-diagnosisCodes")).not_to_have_class(
+        re.compile(r"htmx-(added|settling)")
+    )
     page.keyboard.type("2")
     expect(form.locator("#id_diagnosisCodes\\.0\\.code")).to_have_value("M17.112")
     expect(form.locator("#id_diagnosisCodes\\.1\\.code")).to_have_value("")
