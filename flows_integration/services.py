@@ -11,6 +11,7 @@ import atexit
 import functools
 import json
 import logging
+import operator
 import os
 import re
 import threading
@@ -474,6 +475,7 @@ def mirror_apply_many(
     """
     hints = hints or {}
     by_id = {uuid.UUID(str(info.flow_run_id)): info for info in answers}
+    versions.load(keys=[key for info in answers if (key := _version_key(info))])
     # Importing a version not stored yet is an HTTP call: made before any lock is taken.
     answered = {run_id: versions.of_answer(info) for run_id, info in by_id.items()}
 
@@ -483,7 +485,7 @@ def mirror_apply_many(
             version = versions.for_pause(by_id[run_id], hints[run_id])
         return version
 
-    suspects = _mirror_suspects(by_id, version_of, hints)
+    suspects = _mirror_suspects(by_id, version_of, hints, versions)
     if not suspects:
         return []
     to_update: dict[tuple[str, ...], list[FlowRun]] = {}
@@ -542,6 +544,7 @@ def _mirror_suspects(
     by_id: dict[uuid.UUID, "flows_client.RunInfo"],
     version_of: Callable[[uuid.UUID, FlowRun], TemplateVersion | None],
     hints: Mapping[uuid.UUID, str],
+    versions: "VersionCache",
 ) -> list[uuid.UUID]:
     """The runs whose rows look changed (or are missing), read without a lock.
 
@@ -551,6 +554,7 @@ def _mirror_suspects(
     """
     stored = FlowRun.objects.filter(flow_run_id__in=list(by_id))
     seen = {run.flow_run_id: run for run in stored}
+    versions.load(pks=[run.version_id for run in seen.values()])
     suspects = []
     for run_id, info in by_id.items():
         run = seen.get(run_id)
@@ -655,18 +659,34 @@ def _announce(run: FlowRun, old_status: str, old_state: str) -> None:
 
 
 class VersionCache:
-    """The stored template versions, read in one query for a whole reconcile pass or one drain
-    of the inbox.
+    """The stored template versions that a reconcile pass or one drain of the inbox needs, each
+    read once: a batch's versions in one query (``load``), anything else on first sight.
 
-    Keyed on ``(template_id, number)`` for Get Run's answers and on the pk for the runs'
-    own; a version the server names that is not stored yet is imported once, on first sight.
+    Keyed on ``(template_id, number)`` for Get Run's answers and on the pk for the runs' own; a
+    version the server names that is not stored yet is imported once, on first sight. Only what
+    the batches name is read: reading every stored version (each with its document) for every
+    drain grew with every version ever published.
     """
 
     def __init__(self) -> None:
         self._by_key: dict[tuple[str, int], TemplateVersion | None] = {}
         self._by_pk: dict[int, TemplateVersion] = {}
         self._by_pause: dict[str, TemplateVersion | None] = {}
-        for version in TemplateVersion.objects.select_related("template").defer("source"):
+
+    def __len__(self) -> int:
+        """How many versions this cache has read."""
+        return len(self._by_pk)
+
+    def load(self, *, pks: Iterable[int | None] = (), keys: Iterable[tuple[str, int]] = ()) -> None:
+        """Read, in one query, the versions of ``pks`` and ``keys`` that are not held yet."""
+        missing_pks = {pk for pk in pks if pk is not None and pk not in self._by_pk}
+        missing_keys = {key for key in keys if key not in self._by_key}
+        wanted = [Q(pk__in=missing_pks)] if missing_pks else []
+        wanted += [Q(template__template_id=t, number=n) for t, n in missing_keys]
+        if not wanted:
+            return
+        found = TemplateVersion.objects.select_related("template").defer("source")
+        for version in found.filter(functools.reduce(operator.or_, wanted)):
             self._add((version.template.template_id, version.number), version)
 
     def _add(self, key: tuple[str, int], version: TemplateVersion | None) -> None:
@@ -675,9 +695,9 @@ class VersionCache:
             self._by_pk[version.pk] = version
 
     def of_answer(self, info: "flows_client.RunInfo") -> TemplateVersion | None:
-        if info.template_id is None or info.version is None:
+        key = _version_key(info)
+        if key is None:
             return None
-        key = (info.template_id, info.version)
         if key not in self._by_key:
             self._add(key, _version_of(info))
         return self._by_key[key]
@@ -743,13 +763,21 @@ def versions_pausing_at(state_id: str) -> list[TemplateVersion]:
     ]
 
 
-def _version_of(info: "flows_client.RunInfo") -> TemplateVersion | None:
+def _version_key(info: "flows_client.RunInfo") -> tuple[str, int] | None:
+    """The version a Get Run answer names (our engine's extension; Sohar's names none)."""
     if info.template_id is None or info.version is None:
         return None
+    return info.template_id, info.version
+
+
+def _version_of(info: "flows_client.RunInfo") -> TemplateVersion | None:
+    key = _version_key(info)
+    if key is None:
+        return None
     try:
-        return version_ensure(template_id=info.template_id, number=info.version)
+        return version_ensure(template_id=key[0], number=key[1])
     except flows_client.FlowsError:
-        logger.warning("could not import %s v%s", info.template_id, info.version)
+        logger.warning("could not import %s v%s", *key)
         return None
 
 

@@ -272,21 +272,46 @@ def test_runs_raced_are_all_written_before_any_is_announced(monkeypatch):
     assert stored_when_announced == [{first, second}]
 
 
-def test_the_version_decides_the_waiting_state_from_the_cache():
+def test_the_version_decides_the_waiting_state_read_once_for_the_batch():
     single = services.version_store(template_id="sign-off", number=1, source=SIGN_OFF)
-    run = mirror(version=single, template=single.template)
+    runs = [mirror(version=single, template=single.template) for _ in range(3)]
     versions = services.VersionCache()
 
     with CaptureQueriesContext(connection) as queries:
-        services.mirror_apply_many([answer(run, "PENDING")], versions=versions)
+        services.mirror_apply_many([answer(run, "PENDING") for run in runs], versions=versions)
 
-    # No lazy load of the version or its template until the row is written (what receivers
-    # of the signal load afterwards is theirs): the cache answered.
+    # One read of the batch's version before the rows are written, not one per run (what
+    # receivers of the signal load afterwards is theirs).
     sqls = [q["sql"] for q in queries.captured_queries]
     written = next(i for i, sql in enumerate(sqls) if sql.startswith("UPDATE"))
-    assert not any("templateversion" in sql for sql in sqls[:written])
-    run.refresh_from_db()
-    assert (run.state_id, run.state_unresolved) == ("sign-off", False)
+    assert len([sql for sql in sqls[:written] if "templateversion" in sql]) == 1
+    for run in runs:
+        run.refresh_from_db()
+        assert (run.state_id, run.state_unresolved) == ("sign-off", False)
+
+
+def test_a_batch_reads_only_the_versions_it_names():
+    stored = [
+        services.version_store(
+            template_id=f"sign-off-{n}", number=1, source=SIGN_OFF.replace("Sign-off", f"S{n}")
+        )
+        for n in range(5)
+    ]
+    first = mirror(version=stored[0], template=stored[0].template)
+    versions = services.VersionCache()
+
+    services.mirror_apply_many([answer(first, "PENDING")], versions=versions)
+    assert len(versions) == 1
+    # A later batch of the same pass reads only what it adds.
+    second = mirror(version=stored[3], template=stored[3].template)
+    with CaptureQueriesContext(connection) as queries:
+        services.mirror_apply_many(
+            [answer(first, "PENDING"), answer(second, "PENDING")], versions=versions
+        )
+    assert len(versions) == 2
+    sqls = [q["sql"] for q in queries.captured_queries]
+    written = next(i for i, sql in enumerate(sqls) if sql.startswith("UPDATE"))
+    assert len([sql for sql in sqls[:written] if "templateversion" in sql]) == 1
 
 
 def test_mirror_apply_and_mirror_apply_many_agree():
