@@ -1,24 +1,22 @@
 """Handle times of the supervisors' dashboard: claim to submit of each answer delivered in a
 period, as percentiles per queue, per person and overall, and how they read.
 
-Handle time runs from the submitter's latest ``item.claimed`` (audit trail) at or before the
-answer, so rework after a 400 counts and time spent by someone who released the item does not
-(docs/supervisors.md, "Handle time"). The completed-work export reads claims the same way, through
-``claims_before``.
+Handle time runs from the submitter's latest claim at or before the answer, which the answer
+keeps (``Submission.claimed_at``, set when it is made), so rework after a 400 counts and time
+spent by someone who released the item does not (docs/supervisors.md, "Handle time"). The
+completed-work and throughput exports read the same column.
 """
 
 import math
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connection
-from django.db.models import DateTimeField, DurationField, ExpressionWrapper, F, OuterRef, Subquery
-
-from audit.models import AuditEvent
+from django.db.models import DurationField, ExpressionWrapper, F
 
 
 @dataclass(frozen=True)
@@ -32,35 +30,17 @@ class HandleTimes:
 
 
 def handle_times(in_period: Any) -> HandleTimes:
-    """Claim to submit of each answer delivered in the period: from the submitter's latest
-    ``item.claimed`` (audit trail) at or before the answer, as ``claims_before`` finds it; an
-    answer with no such claim (the item was reassigned to its submitter) has no handle time.
+    """Claim to submit of each answer delivered in the period: from the submitter's latest claim
+    at or before the answer, which the answer keeps (``Submission.claimed_at``); an answer with
+    no such claim (the item was reassigned to its submitter) has no handle time.
 
-    One query on PostgreSQL: each answer's claim is a correlated subquery (the audit trail's
-    ``item_id`` index, a few events per item), and the percentiles are ``percentile_cont`` over
-    grouping sets per queue, per person and overall, so no answer crosses the wire, however long
-    the period. SQLite has no ``percentile_cont``: there the durations are read and
-    ``percentile`` (the same interpolation) runs in Python."""
-    claimed = (
-        AuditEvent.objects.filter(
-            action="item.claimed",
-            item_id=OuterRef("item_id"),
-            actor_id=OuterRef("submitted_by_id"),
-            at__lte=OuterRef("created_at"),
-        )
-        .order_by("-at")
-        .values("at")[:1]
-    )
-    handle = DurationField()
-    durations = (
-        in_period.annotate(claimed_at=Subquery(claimed, output_field=DateTimeField()))
-        .annotate(
-            handle=ExpressionWrapper(
-                F("created_at") - F("claimed_at"), output_field=DurationField()
-            )
-        )
-        .values_list("item__queue_id", "submitted_by_id", "handle")
-    )
+    One query on PostgreSQL, from the delivered answers' index alone: the percentiles are
+    ``percentile_cont`` over grouping sets per queue, per person and overall, so no answer
+    crosses the wire, however long the period. SQLite has no ``percentile_cont``: there the
+    durations are read and ``percentile`` (the same interpolation) runs in Python."""
+    durations = in_period.annotate(
+        handle=ExpressionWrapper(F("created_at") - F("claimed_at"), output_field=DurationField())
+    ).values_list("item__queue_id", "submitted_by_id", "handle")
     if connection.vendor != "postgresql":
         per_queue: dict[int, list[timedelta]] = defaultdict(list)
         per_person: dict[int, list[timedelta]] = defaultdict(list)
@@ -87,14 +67,11 @@ def handle_times(in_period: Any) -> HandleTimes:
         FROM ({inner}) AS answers (queue_id, user_id, handle)
         GROUP BY GROUPING SETS ((queue_id), (user_id), ())
     """
-    # No "WHERE handle IS NOT NULL": PostgreSQL would push it into the scan of the answers and
-    # may run the subquery for every answer ever delivered before the period's filter; the
-    # aggregates skip NULLs anyway.
+    # No "WHERE handle IS NOT NULL": the aggregates skip NULLs anyway.
     queues: dict[int, tuple[timedelta | None, timedelta | None]] = {}
     people: dict[int, timedelta | None] = {}
     samples = 0
-    # (Without JIT: ``dashboard`` turns it off for all its statements; its estimate, an index
-    # scan per answer, would take it past jit_above_cost.)
+    # (Without JIT: ``dashboard`` turns it off for all its statements.)
     with connection.cursor() as cursor:
         cursor.execute(grouped, params)
         # GROUPING() is a bit mask of the columns left out: 1 = user, 2 = queue, 3 = both.
@@ -106,28 +83,6 @@ def handle_times(in_period: Any) -> HandleTimes:
             else:
                 samples = n
     return HandleTimes(queues=queues, people=people, samples=samples)
-
-
-def claims_before(
-    answers: Iterable[tuple[int, int, datetime]],
-) -> dict[tuple[int, int, datetime], datetime]:
-    """For answers given as (item, submitter, submitted at): the submitter's latest
-    ``item.claimed`` (audit trail) at or before that answer, in one query. Handle time runs
-    from it, so rework after a 400 counts and time spent by someone who released the item does
-    not (docs/supervisors.md, "Handle time")."""
-    answers = list(answers)
-    claims: dict[tuple[int | None, int | None], list[datetime]] = defaultdict(list)
-    events = AuditEvent.objects.filter(
-        action="item.claimed", item_id__in={item_id for item_id, _, _ in answers}
-    ).order_by()
-    for item_id, actor_id, at in events.values_list("item_id", "actor_id", "at"):
-        claims[item_id, actor_id].append(at)
-    found = {}
-    for item_id, user_id, submitted_at in answers:
-        before = [at for at in claims.get((item_id, user_id), []) if at <= submitted_at]
-        if before:
-            found[item_id, user_id, submitted_at] = max(before)
-    return found
 
 
 def percentile(values: Iterable[timedelta], fraction: float) -> timedelta | None:

@@ -460,6 +460,16 @@ def _shift(plan: _Item, by: timedelta) -> None:
             reason.until += by
 
 
+def _claim_before(plan: _Item, answer: _Answer) -> datetime | None:
+    """The submitter's latest claim at or before the answer, as submission_create keeps it."""
+    claims = [
+        event.at
+        for event in plan.events
+        if event.action == "item.claimed" and event.actor == answer.by and event.at <= answer.at
+    ]
+    return max(claims, default=None)
+
+
 def _answers_create(plans: list[_Item]) -> None:
     rows = []
     for plan in plans:
@@ -477,6 +487,7 @@ def _answers_create(plans: list[_Item]) -> None:
                     last_error=answer.error,
                     field_errors=answer.field_errors,
                     finished_at=answer.finished_at,
+                    claimed_at=_claim_before(plan, answer),
                 )
             )
     Submission.objects.bulk_create(rows)

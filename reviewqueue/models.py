@@ -527,6 +527,11 @@ class Submission(models.Model):
     last_error = models.CharField(max_length=500, blank=True)
     field_errors = models.JSONField(default=list, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Handle time runs from here: the submitter's latest claim of the item at or before the
+    # answer (so rework after a 400 counts, and time someone else held it does not). None when
+    # they never claimed it (it was reassigned to them). Kept with the answer so the dashboard
+    # and the exports need not look each one up in the audit trail.
+    claimed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -548,9 +553,9 @@ class Submission(models.Model):
             # answers delivered in a period, with what they are grouped by.
             # (Key columns rather than INCLUDE, which SQLite refuses with a system check warning.)
             models.Index(
-                fields=["finished_at", "item", "submitted_by", "created_at"],
+                fields=["finished_at", "item", "submitted_by", "created_at", "claimed_at"],
                 condition=Q(status=SubmissionStatus.DELIVERED),
-                name="submission_delivered_idx",
+                name="submission_delivered_claim_idx",
             ),
         ]
 

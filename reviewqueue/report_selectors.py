@@ -23,7 +23,7 @@ from django.utils import timezone
 import flowspec
 from flows_integration.models import TemplateVersion
 from reviewqueue import present, selectors
-from reviewqueue.dashboard_handle_times import claims_before, percentile
+from reviewqueue.dashboard_handle_times import percentile
 from reviewqueue.dashboard_selectors import COMPLETED, DEFAULT_PERIOD, PERIODS
 from reviewqueue.models import (
     WORKABLE_STATUSES,
@@ -183,6 +183,7 @@ def completed_rows(*, filters: ReportFilters, patient_data: bool) -> Iterator[Se
             "submitted_by__first_name",
             "submitted_by__last_name",
             "created_at",
+            "claimed_at",
             "finished_at",
             "input",
             "item__queue__name",
@@ -196,10 +197,9 @@ def completed_rows(*, filters: ReportFilters, patient_data: bool) -> Iterator[Se
     steps = _Steps()
     for chunk in batched(answers.iterator(chunk_size=CHUNK_SIZE), CHUNK_SIZE):
         steps.learn(row.item__version_id for row in chunk)
-        claimed = claims_before((row.item_id, row.submitted_by_id, row.created_at) for row in chunk)
         for row in chunk:
             step = steps.get(row.item__version_id, row.item__state_id)
-            claim = claimed.get((row.item_id, row.submitted_by_id, row.created_at))
+            claim = row.claimed_at
             decision = row.input.get("decision") if isinstance(row.input, dict) else None
             line = [
                 _name(row.submitted_by__first_name, row.submitted_by__last_name)
@@ -394,9 +394,9 @@ def throughput_rows(*, filters: ReportFilters) -> Iterator[Sequence[Any]]:
         delivered_in(filters)
         .order_by("submitted_by_id", "pk")
         .values_list(
-            "item_id",
             "submitted_by_id",
             "created_at",
+            "claimed_at",
             "submitted_by__username",
             "submitted_by__first_name",
             "submitted_by__last_name",
@@ -406,8 +406,7 @@ def throughput_rows(*, filters: ReportFilters) -> Iterator[Sequence[Any]]:
     current: _Person | None = None
     times: list[timedelta] = []
     for chunk in batched(answers.iterator(chunk_size=CHUNK_SIZE), CHUNK_SIZE):
-        claimed = claims_before((item_id, user_id, at) for item_id, user_id, at, *_ in chunk)
-        for item_id, user_id, submitted_at, login, first, last in chunk:
+        for user_id, submitted_at, claim, login, first, last in chunk:
             if current is None or current.user_id != user_id:
                 if current is not None:
                     current.median = percentile(times, 0.5)
@@ -415,7 +414,6 @@ def throughput_rows(*, filters: ReportFilters) -> Iterator[Sequence[Any]]:
                 people.append(current)
                 times = []
             current.completed += 1
-            claim = claimed.get((item_id, user_id, submitted_at))
             if claim is not None:
                 times.append(submitted_at - claim)
     if current is not None:

@@ -1333,7 +1333,9 @@ def submission_create(
                 )
             _transition(locked, ItemStatus.SENDING)
             locked.save()
-            submission = Submission.objects.create(item=locked, submitted_by=user, input=answer)
+            submission = Submission.objects.create(
+                item=locked, submitted_by=user, input=answer, claimed_at=_claim_began(locked, user)
+            )
             draft_keep(item=locked, user=user, data=form_data, reading=reading)
             audit_record(
                 action="item.submitted", actor=user, item=locked, ip=ip, submission=submission.pk
@@ -1346,6 +1348,13 @@ def submission_create(
         raise
     item.refresh_from_db()
     return submission
+
+
+def _claim_began(item: ReviewItem, user: Any) -> datetime | None:
+    """When ``user``'s latest claim of ``item`` began (the audit trail's claims index), for the
+    handle time kept with an answer; None if they never claimed it (it was reassigned to them)."""
+    claims = AuditEvent.objects.filter(action="item.claimed", item_id=item.pk, actor=user)
+    return claims.order_by("-at").values_list("at", flat=True).first()
 
 
 def _enqueue_delivery(submission_id: int, countdown: float = 0) -> None:

@@ -52,7 +52,7 @@ from bench.world import (
 )
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/flowdesk_bench_dashboard"
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: answers keep their claim time (claimed_at)
 HISTORY_DAYS = 90
 REVIEWERS = 20  # bench-reviewer-N, besides the demo's alice, bob and maria
 TARGET_MS = 300.0
@@ -499,19 +499,21 @@ _SUBMISSIONS_SQL = f"""
 WITH done AS (
     SELECT i.id, i.closed_at, i.opened_at,
            ({_SUBMITTERS})[1 + i.id %% cardinality({_SUBMITTERS})] AS by,
-           i.closed_at - interval '5 seconds' AS submitted
+           i.closed_at - interval '5 seconds' AS submitted,
+           i.closed_at - interval '5 seconds' - interval '1 minute' * (2 + (i.id * 53) %% 39)
+               AS claimed
     FROM reviewqueue_reviewitem i WHERE i.status = 'resumed'
 )
 INSERT INTO reviewqueue_submission (item_id, submitted_by_id, input, status, created_at, attempts,
-    next_attempt_at, maybe_sent, last_error, field_errors, finished_at)
+    next_attempt_at, maybe_sent, last_error, field_errors, finished_at, claimed_at)
 SELECT id, by, jsonb_build_object('decision', CASE WHEN id %% 5 = 0 THEN 'deny' ELSE 'approve' END),
        'delivered', submitted, 1, submitted, false, '', '[]'::jsonb,
-       submitted + interval '3 seconds'
+       submitted + interval '3 seconds', claimed
 FROM done
 UNION ALL
 SELECT id, by, '{{}}'::jsonb, 'rejected', submitted - interval '1 minute', 1,
        submitted - interval '1 minute', false, 'Flows answered 400', '[]'::jsonb,
-       submitted - interval '50 seconds'
+       submitted - interval '50 seconds', claimed
 FROM done WHERE id %% 100 = 0
 ORDER BY 5
 """
@@ -529,9 +531,8 @@ SELECT at, action, item_id, run_ref::uuid, NULL, detail, actor_id, '' FROM (
     FROM reviewqueue_reviewitem i
     JOIN reviewqueue_submission s ON s.item_id = i.id AND s.status = 'delivered'
     CROSS JOIN LATERAL (VALUES
-        (s.created_at - interval '1 minute' * (2 + (i.id * 53) %% 39), 'item.claimed'),
-        (s.created_at - interval '1 minute' * (2 + (i.id * 53) %% 39) + interval '10 seconds',
-         'item.viewed'),
+        (s.claimed_at, 'item.claimed'),
+        (s.claimed_at + interval '10 seconds', 'item.viewed'),
         (s.created_at, 'item.submitted'),
         (i.closed_at, 'item.resumed')
     ) AS e (at, action)

@@ -99,10 +99,11 @@ def test_the_audit_chain_holds_and_claims_give_handle_times(loaded):
     ):
         claims.setdefault((item_id, actor_id), []).append(at)
     answers = Submission.objects.filter(status=SubmissionStatus.DELIVERED)
-    for item_id, user_id, at in answers.filter(item__returned_to=None).values_list(
-        "item_id", "submitted_by_id", "created_at"
+    for item_id, user_id, at, kept in answers.filter(item__returned_to=None).values_list(
+        "item_id", "submitted_by_id", "created_at", "claimed_at"
     ):
-        assert any(claimed <= at for claimed in claims[item_id, user_id])
+        # ... and keeps it, as submission_create does: the latest one at or before it.
+        assert kept == max(claimed for claimed in claims[item_id, user_id] if claimed <= at)
     assert not answers.filter(created_at__gt=timezone.now()).exists()
 
 
